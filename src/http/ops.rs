@@ -1,0 +1,66 @@
+//! Operational endpoints: liveness, readiness, status and the admin reload.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::policy::{ReloadOutcome, ReloadTrigger, StoreStatus};
+
+pub(super) async fn live() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready only while a valid policy set is active.
+pub(super) async fn ready(State(state): State<AppState>) -> Response {
+    match state.store.current() {
+        Some(s) => Json(json!({"status": "ready", "policy_version": s.version()})).into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not_ready", "reason": "no valid policy set is active"})),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct Status {
+    service: &'static str,
+    version: &'static str,
+    #[serde(with = "time::serde::rfc3339")]
+    started_at: time::OffsetDateTime,
+    #[serde(flatten)]
+    policy: StoreStatus,
+}
+
+pub(super) async fn status(State(state): State<AppState>) -> Json<Status> {
+    Json(Status {
+        service: "medpdp",
+        version: env!("CARGO_PKG_VERSION"),
+        started_at: state.started_at,
+        policy: state.store.status(),
+    })
+}
+
+/// Reloads the workspace now. 200 when activated or unchanged, 422 with every diagnostic when
+/// the files are invalid (the previous version stays active).
+pub(super) async fn reload(State(state): State<AppState>) -> Response {
+    let outcome = state.store.reload(ReloadTrigger::Admin).await;
+    match &outcome {
+        ReloadOutcome::Failed { .. } => {
+            let details = serde_json::to_value(&outcome).unwrap_or_default();
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_workspace",
+                "the workspace is invalid; the previous version stays active",
+            )
+            .with_details(details)
+            .into_response()
+        }
+        _ => Json(outcome).into_response(),
+    }
+}

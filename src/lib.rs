@@ -1,0 +1,22 @@
+//! medpdp: a policy decision service and small certificate authority for 5G healthcare.
+//!
+//! # Layout
+//! - [`policy`]: workspaces of Cedar files, loaded into validated immutable snapshots and swapped
+//!   atomically on reload.
+//! - [`decide`]: evaluation of one request against one snapshot; pure, fail-closed.
+//! - [`http`]: the JSON API (axum).
+//! - [`server`]: wiring the pieces into a running service.
+//! - [`config`]: configuration from file, environment and flags.
+//! - [`cli`]: the `medpdp` command line.
+//!
+//! `ARCHITECTURE.md` at the repository root has the code map and the invariants.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod decide;
+pub mod http;
+pub mod policy;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;

@@ -1,0 +1,257 @@
+//! The active policy snapshot and how it is replaced.
+//!
+//! Readers take the current `Arc<Snapshot>` with one atomic load (no lock on the request path)
+//! and keep it for the whole request, so in-flight requests finish on the set they started
+//! with. Reloads are serialized, run the loader on a blocking thread (off the request path),
+//! and swap the pointer only when the new workspace is fully valid; a broken edit leaves the
+//! last good snapshot active and is recorded as the last reload error.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwapOption;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::diagnostic::Diagnostic;
+use super::files::{read_workspace, versions, SourceFile};
+use super::load::{build_snapshot, LoadError};
+use super::snapshot::{Snapshot, SnapshotMeta};
+
+/// What asked for a reload (logged and shown in status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadTrigger {
+    /// The first load at start-up.
+    Startup,
+    /// The file watcher saw a change.
+    Watch,
+    /// SIGHUP.
+    Signal,
+    /// `POST /v1/admin/reload`.
+    Admin,
+}
+
+/// The result of one reload attempt.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ReloadOutcome {
+    /// A new snapshot became active.
+    Activated {
+        /// The new version.
+        version: String,
+        /// The version it replaced, if any.
+        previous: Option<String>,
+    },
+    /// The files hash to the active version; nothing changed.
+    Unchanged {
+        /// The active version.
+        version: String,
+    },
+    /// The workspace is invalid; the previous snapshot (if any) stays active.
+    Failed {
+        /// The version of the broken files, when they could be read.
+        version: Option<String>,
+        /// The version still active.
+        active: Option<String>,
+        /// Every problem found.
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+/// Called with a validated snapshot and its files just before it becomes active. Returning an
+/// error refuses the activation (the previous snapshot stays), e.g. when the versions archive
+/// cannot be written.
+pub trait ActivationHook: Send + Sync + std::fmt::Debug {
+    /// Prepare for `snapshot` to become active.
+    fn before_activate(&self, snapshot: &Snapshot, sources: &[SourceFile]) -> Result<(), String>;
+}
+
+/// A failed reload as shown in status.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadFailure {
+    /// When it failed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// What triggered it.
+    pub trigger: ReloadTrigger,
+    /// The version of the broken files, when they could be read.
+    pub version: Option<String>,
+    /// Every problem found.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Status of the store as shown by `/v1/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreStatus {
+    /// The workspace directory.
+    pub workspace: String,
+    /// The active snapshot, if any.
+    pub active: Option<SnapshotMeta>,
+    /// Successful activations since start.
+    pub reloads: u64,
+    /// Failed reloads since start.
+    pub reload_failures: u64,
+    /// The most recent failure, cleared when the files become valid again.
+    pub last_reload_error: Option<ReloadFailure>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    reloads: u64,
+    failures: u64,
+    last_error: Option<ReloadFailure>,
+}
+
+/// Holds the active snapshot of one workspace directory.
+#[derive(Debug)]
+pub struct PolicyStore {
+    dir: PathBuf,
+    current: ArcSwapOption<Snapshot>,
+    counters: Mutex<Counters>,
+    reload_gate: tokio::sync::Mutex<()>,
+    hooks: Vec<Arc<dyn ActivationHook>>,
+}
+
+impl PolicyStore {
+    /// A store for `dir` with nothing active yet; call [`PolicyStore::reload`] to load.
+    pub fn new(dir: impl Into<PathBuf>, hooks: Vec<Arc<dyn ActivationHook>>) -> Self {
+        Self {
+            dir: dir.into(),
+            current: ArcSwapOption::empty(),
+            counters: Mutex::new(Counters::default()),
+            reload_gate: tokio::sync::Mutex::new(()),
+            hooks,
+        }
+    }
+
+    /// The workspace directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The active snapshot, if a valid one has ever loaded. One atomic load; no lock.
+    pub fn current(&self) -> Option<Arc<Snapshot>> {
+        self.current.load_full()
+    }
+
+    /// Reads the workspace again and activates it if it changed and is valid.
+    pub async fn reload(&self, trigger: ReloadTrigger) -> ReloadOutcome {
+        let _serialized = self.reload_gate.lock().await;
+        let dir = self.dir.clone();
+        let active = self.current().map(|s| s.version().to_owned());
+        let active_for_load = active.clone();
+        let hooks = self.hooks.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            load_if_changed(&dir, active_for_load.as_deref(), &hooks)
+        })
+        .await;
+        let result = match loaded {
+            Ok(r) => r,
+            Err(join) => Err(LoadError {
+                dir: self.dir.display().to_string(),
+                version: None,
+                diagnostics: vec![Diagnostic::file_error(
+                    ".",
+                    format!("loader failed: {join}"),
+                )],
+            }),
+        };
+        self.finish(trigger, active, result)
+    }
+
+    fn finish(
+        &self,
+        trigger: ReloadTrigger,
+        active: Option<String>,
+        result: Result<Option<Snapshot>, LoadError>,
+    ) -> ReloadOutcome {
+        let mut counters = match self.counters.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match result {
+            Ok(Some(snapshot)) => {
+                let version = snapshot.version().to_owned();
+                self.current.store(Some(Arc::new(snapshot)));
+                counters.reloads += 1;
+                counters.last_error = None;
+                tracing::info!(?trigger, %version, previous = ?active, "policy workspace activated");
+                ReloadOutcome::Activated {
+                    version,
+                    previous: active,
+                }
+            }
+            Ok(None) => {
+                counters.last_error = None;
+                let version = active.unwrap_or_default();
+                tracing::debug!(?trigger, %version, "policy workspace unchanged");
+                ReloadOutcome::Unchanged { version }
+            }
+            Err(e) => {
+                counters.failures += 1;
+                for d in &e.diagnostics {
+                    tracing::error!(?trigger, "{d}");
+                }
+                tracing::error!(
+                    ?trigger,
+                    errors = e.error_count(),
+                    active = ?active,
+                    "policy workspace rejected; the last good version stays active"
+                );
+                counters.last_error = Some(ReloadFailure {
+                    at: OffsetDateTime::now_utc(),
+                    trigger,
+                    version: e.version.clone(),
+                    diagnostics: e.diagnostics.clone(),
+                });
+                ReloadOutcome::Failed {
+                    version: e.version,
+                    active,
+                    diagnostics: e.diagnostics,
+                }
+            }
+        }
+    }
+
+    /// Status for `/v1/status`.
+    pub fn status(&self) -> StoreStatus {
+        let counters = match self.counters.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        StoreStatus {
+            workspace: self.dir.display().to_string(),
+            active: self.current().map(|s| s.meta().clone()),
+            reloads: counters.reloads,
+            reload_failures: counters.failures,
+            last_reload_error: counters.last_error.clone(),
+        }
+    }
+}
+
+/// Loads the workspace unless its files hash to `active`. `Ok(None)` means unchanged.
+fn load_if_changed(
+    dir: &Path,
+    active: Option<&str>,
+    hooks: &[Arc<dyn ActivationHook>],
+) -> Result<Option<Snapshot>, LoadError> {
+    let files = read_workspace(dir).map_err(|diagnostics| LoadError {
+        dir: dir.display().to_string(),
+        version: None,
+        diagnostics,
+    })?;
+    if active == Some(versions(&files).workspace.as_str()) {
+        return Ok(None);
+    }
+    let loaded = build_snapshot(dir, files)?;
+    for hook in hooks {
+        hook.before_activate(&loaded.snapshot, &loaded.sources)
+            .map_err(|msg| LoadError {
+                dir: dir.display().to_string(),
+                version: Some(loaded.snapshot.version().to_owned()),
+                diagnostics: vec![Diagnostic::file_error(".", msg)],
+            })?;
+    }
+    Ok(Some(loaded.snapshot))
+}

@@ -1,0 +1,69 @@
+//! Reloading a workspace when its files change.
+//!
+//! A debounced recursive watcher on the workspace directory nudges one reload task; nudges that
+//! arrive while a reload runs coalesce into one more reload, so a burst of saves (an editor
+//! writing a swap file, then renaming) costs at most two loads. Whether anything really
+//! changed is decided by the content hash in [`PolicyStore::reload`], not by the event kind.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::RecursiveMode;
+use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
+
+use super::store::{PolicyStore, ReloadTrigger};
+
+/// Keeps the watcher alive; dropping it stops watching.
+pub struct WatchHandle {
+    _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for WatchHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchHandle").finish_non_exhaustive()
+    }
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Watches the store's directory and reloads after changes settle for `debounce`.
+pub fn watch(store: Arc<PolicyStore>, debounce: Duration) -> Result<WatchHandle, notify::Error> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| {
+        match result {
+            Ok(events) => {
+                let relevant = events.iter().any(|e| e.paths.iter().any(|p| !is_hidden(p)));
+                if relevant {
+                    // A full channel means a reload is already pending: coalesce.
+                    let _ = tx.try_send(());
+                }
+            }
+            Err(errors) => {
+                for e in errors {
+                    tracing::warn!(error = %e, "file watcher error");
+                }
+            }
+        }
+    })?;
+    debouncer.watch(store.dir(), RecursiveMode::Recursive)?;
+    let task = tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            store.reload(ReloadTrigger::Watch).await;
+        }
+    });
+    Ok(WatchHandle {
+        _debouncer: debouncer,
+        task,
+    })
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.components()
+        .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+}
