@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::http::Limits;
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Listener settings.
@@ -71,40 +71,19 @@ pub enum LogFormat {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
-            shutdown_grace_secs: 10,
-        }
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8443)), shutdown_grace_secs: 10 }
     }
 }
 
 impl Default for WorkspaceConfig {
     fn default() -> Self {
-        Self {
-            dir: PathBuf::from("policies"),
-            watch: true,
-            debounce_ms: 250,
-        }
+        Self { dir: PathBuf::from("policies"), watch: true, debounce_ms: 250 }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            format: LogFormat::Human,
-            filter: "info".to_owned(),
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            workspace: WorkspaceConfig::default(),
-            limits: Limits::default(),
-            log: LogConfig::default(),
-        }
+        Self { format: LogFormat::Human, filter: "info".to_owned() }
     }
 }
 
@@ -140,14 +119,10 @@ pub enum ConfigError {
 impl Config {
     /// Reads a TOML configuration file; missing keys take their defaults.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
-            path: path.to_owned(),
-            message,
-        })
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::from_toml(&text)
+            .map_err(|message| ConfigError::Parse { path: path.to_owned(), message })
     }
 
     /// Parses TOML text.
@@ -157,12 +132,8 @@ impl Config {
 
     /// Checks every value; called before any port is bound.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, message: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                message: message.into(),
-            })
-        };
+        let invalid =
+            |key, message: &str| Err(ConfigError::Invalid { key, message: message.into() });
         if !self.server.listen.ip().is_loopback() {
             return invalid(
                 "server.listen",
@@ -182,10 +153,7 @@ impl Config {
             return invalid("server.shutdown_grace_secs", "must be at least 1");
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
-            return Err(ConfigError::Invalid {
-                key: "log.filter",
-                message: e.to_string(),
-            });
+            return Err(ConfigError::Invalid { key: "log.filter", message: e.to_string() });
         }
         if !self.workspace.dir.is_dir() {
             return Err(ConfigError::Invalid {
@@ -235,11 +203,7 @@ mod tests {
         assert!(e.contains("limits.max_batch"), "{e}");
         c.limits.max_batch = 1;
         c.server.listen = "0.0.0.0:1".parse().unwrap();
-        assert!(c
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("server.listen"));
+        assert!(c.validate().unwrap_err().to_string().contains("server.listen"));
         c.server.listen = "127.0.0.1:1".parse().unwrap();
         c.log.filter = "medpdp=notalevel".into();
         assert!(c.validate().unwrap_err().to_string().contains("log.filter"));

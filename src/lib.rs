@@ -5,6 +5,7 @@
 //!   atomically on reload.
 //! - [`decide`]: evaluation of one request against one snapshot; pure, fail-closed.
 //! - [`http`]: the JSON API (axum).
+//! - [`identity`]: who is calling, from a verified client certificate.
 //! - [`server`]: wiring the pieces into a running service.
 //! - [`config`]: configuration from file, environment and flags.
 //! - [`cli`]: the `medpdp` command line.
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod decide;
 pub mod http;
+pub mod identity;
 pub mod policy;
 pub mod server;
 pub mod shutdown;

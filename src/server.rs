@@ -96,20 +96,15 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
     }
     let watch_handle = if config.workspace.watch {
         let debounce = Duration::from_millis(config.workspace.debounce_ms);
-        Some(
-            watch(Arc::clone(&store), debounce).map_err(|source| ServeError::Watch {
-                dir: config.workspace.dir.display().to_string(),
-                source,
-            })?,
-        )
+        Some(watch(Arc::clone(&store), debounce).map_err(|source| ServeError::Watch {
+            dir: config.workspace.dir.display().to_string(),
+            source,
+        })?)
     } else {
         None
     };
-    let state = AppState {
-        store,
-        limits: config.limits,
-        started_at: time::OffsetDateTime::now_utc(),
-    };
+    let state =
+        AppState { store, limits: config.limits, started_at: time::OffsetDateTime::now_utc() };
     let app = router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let join = tokio::spawn(async move {
@@ -119,22 +114,15 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
             })
             .await
     });
-    Ok(RunningServer {
-        addr,
-        state,
-        shutdown: Some(tx),
-        join,
-        _watch: watch_handle,
-    })
+    Ok(RunningServer { addr, state, shutdown: Some(tx), join, _watch: watch_handle })
 }
 
 /// Binds the configured address and serves until SIGINT or SIGTERM; SIGHUP reloads.
 pub async fn run(config: Config) -> Result<(), ServeError> {
     config.validate()?;
     let addr = config.server.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })?;
+    let listener =
+        TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
     let server = start(&config, listener).await?;
     tracing::info!(
         addr = %server.addr(),

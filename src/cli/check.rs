@@ -33,11 +33,7 @@ pub(super) fn run(args: CheckArgs) -> ExitStatus {
     match load_workspace(&args.workspace) {
         Ok(loaded) => {
             let meta = loaded.snapshot.meta();
-            let warnings = meta
-                .warnings
-                .iter()
-                .filter(|d| d.severity == Severity::Warning)
-                .count();
+            let warnings = meta.warnings.iter().filter(|d| d.severity == Severity::Warning).count();
             let valid = !(args.deny_warnings && warnings > 0);
             match args.format {
                 Format::Json => println!(
@@ -46,22 +42,14 @@ pub(super) fn run(args: CheckArgs) -> ExitStatus {
                 ),
                 Format::Human => {
                     print_diagnostics(&meta.warnings);
-                    let verdict = if valid {
-                        "valid"
-                    } else {
-                        "invalid (warnings denied)"
-                    };
+                    let verdict = if valid { "valid" } else { "invalid (warnings denied)" };
                     println!(
                         "workspace `{dir}` is {verdict}: {} policies, {} templates, {} entities, \
                          {warnings} warnings, schema {}\nversion {}",
                         meta.policy_count,
                         meta.template_count,
                         meta.entity_count,
-                        if meta.schema {
-                            "validated (strict)"
-                        } else {
-                            "absent"
-                        },
+                        if meta.schema { "validated (strict)" } else { "absent" },
                         meta.version,
                     );
                 }
@@ -80,10 +68,7 @@ pub(super) fn run(args: CheckArgs) -> ExitStatus {
                 ),
                 Format::Human => {
                     print_diagnostics(&e.diagnostics);
-                    eprintln!(
-                        "error: workspace `{dir}` is invalid: {} error(s)",
-                        e.error_count()
-                    );
+                    eprintln!("error: workspace `{dir}` is invalid: {} error(s)", e.error_count());
                 }
             }
             ExitStatus::InvalidWorkspace

@@ -67,11 +67,7 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitStatus::Usage.into()
-            } else {
-                ExitStatus::Ok.into()
-            };
+            return if e.use_stderr() { ExitStatus::Usage.into() } else { ExitStatus::Ok.into() };
         }
     };
     let status = match cli.command {

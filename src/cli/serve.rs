@@ -68,10 +68,7 @@ pub(super) fn run(args: ServeArgs) -> ExitStatus {
         }
     };
     crate::telemetry::init(config.log.format, &config.log.filter);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -86,11 +86,7 @@ impl RequestError {
         field: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
-        Self {
-            code,
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { code, field: field.into(), message: message.into() }
     }
 }
 
@@ -152,11 +148,7 @@ fn unknown_action(snapshot: &Snapshot, req: &DecisionRequest) -> RequestError {
     RequestError::new(
         RequestErrorCode::UnknownAction,
         "action",
-        format!(
-            "unknown action `{}`; the schema declares: {}",
-            req.action,
-            declared.join(", ")
-        ),
+        format!("unknown action `{}`; the schema declares: {}", req.action, declared.join(", ")),
     )
 }
 
@@ -195,11 +187,7 @@ fn outcome(snapshot: &Snapshot, response: &cedar_policy::Response) -> Outcome {
         .collect();
     errors.sort_by(|a, b| a.policy.cmp(&b.policy));
     let cedar_allows = response.decision() == cedar_policy::Decision::Allow;
-    let decision = if cedar_allows && errors.is_empty() {
-        Decision::Allow
-    } else {
-        Decision::Deny
-    };
+    let decision = if cedar_allows && errors.is_empty() { Decision::Allow } else { Decision::Deny };
 
     // On a fail-closed deny the permits Cedar matched do not explain the answer; only satisfied
     // forbids (if any) do.
@@ -207,9 +195,7 @@ fn outcome(snapshot: &Snapshot, response: &cedar_policy::Response) -> Outcome {
         .reason()
         .filter(|id| {
             decision == Decision::Allow
-                || snapshot
-                    .policy_info(id)
-                    .is_none_or(|i| i.effect == Effect::Forbid)
+                || snapshot.policy_info(id).is_none_or(|i| i.effect == Effect::Forbid)
         })
         .map(ToString::to_string)
         .collect();
@@ -226,12 +212,7 @@ fn outcome(snapshot: &Snapshot, response: &cedar_policy::Response) -> Outcome {
             }
         }
     }
-    Outcome {
-        decision,
-        reasons,
-        errors,
-        obligations,
-    }
+    Outcome { decision, reasons, errors, obligations }
 }
 
 #[cfg(test)]

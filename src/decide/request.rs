@@ -85,9 +85,7 @@ impl<'de> Deserialize<'de> for EntityRef {
                 }
                 let ty = ty.ok_or_else(|| de::Error::missing_field("type"))?;
                 let id = id.ok_or_else(|| de::Error::missing_field("id"))?;
-                uid_from_parts(&ty, &id)
-                    .map(EntityRef)
-                    .map_err(de::Error::custom)
+                uid_from_parts(&ty, &id).map(EntityRef).map_err(de::Error::custom)
             }
         }
         d.deserialize_any(RefVisitor)
@@ -96,9 +94,7 @@ impl<'de> Deserialize<'de> for EntityRef {
 
 /// Parses an entity reference from a JSON value in either accepted form.
 pub fn parse_entity_ref(v: &Value) -> Result<EntityUid, String> {
-    EntityRef::deserialize(v)
-        .map(|r| r.0)
-        .map_err(|e| e.to_string())
+    EntityRef::deserialize(v).map(|r| r.0).map_err(|e| e.to_string())
 }
 
 /// Builds a uid from a type name and an id, with a message naming what is wrong.
@@ -129,29 +125,20 @@ mod tests {
                 .unwrap();
         assert_eq!(a, b);
         assert_eq!(b, c);
-        assert_eq!(
-            serde_json::to_value(&a).unwrap(),
-            json!("Med5G::Terminal::\"t1\"")
-        );
+        assert_eq!(serde_json::to_value(&a).unwrap(), json!("Med5G::Terminal::\"t1\""));
     }
 
     #[test]
     fn bad_references_say_what_was_expected() {
-        let e = serde_json::from_value::<EntityRef>(json!("t1"))
-            .unwrap_err()
-            .to_string();
+        let e = serde_json::from_value::<EntityRef>(json!("t1")).unwrap_err().to_string();
         assert!(e.contains("invalid entity reference `t1`"), "{e}");
-        let e = serde_json::from_value::<EntityRef>(json!({"id": "x"}))
-            .unwrap_err()
-            .to_string();
+        let e = serde_json::from_value::<EntityRef>(json!({"id": "x"})).unwrap_err().to_string();
         assert!(e.contains("missing field `type`"), "{e}");
         let e = serde_json::from_value::<EntityRef>(json!({"type": "a b", "id": "x"}))
             .unwrap_err()
             .to_string();
         assert!(e.contains("invalid entity type name `a b`"), "{e}");
-        let e = serde_json::from_value::<EntityRef>(json!(42))
-            .unwrap_err()
-            .to_string();
+        let e = serde_json::from_value::<EntityRef>(json!(42)).unwrap_err().to_string();
         assert!(e.contains("entity reference"), "{e}");
     }
 

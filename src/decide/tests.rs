@@ -36,11 +36,7 @@ fn snapshot(files: &[(&str, &str)]) -> Snapshot {
 }
 
 fn app(policies: &str) -> Snapshot {
-    snapshot(&[
-        ("schema.cedarschema", SCHEMA),
-        ("p.cedar", policies),
-        ("entities.json", ENTITIES),
-    ])
+    snapshot(&[("schema.cedarschema", SCHEMA), ("p.cedar", policies), ("entities.json", ENTITIES)])
 }
 
 fn req(v: serde_json::Value) -> DecisionRequest {
@@ -100,10 +96,7 @@ fn an_erroring_forbid_denies_instead_of_being_skipped() {
     let r = req(json!({"principal": "U::\"x\"", "action": "A::\"a\"", "resource": "R::\"r\""}));
     let out = decide(&s, &r).unwrap();
     assert_eq!(out.decision, Decision::Deny);
-    assert!(
-        out.reasons.is_empty(),
-        "the matched permit does not explain a deny"
-    );
+    assert!(out.reasons.is_empty(), "the matched permit does not explain a deny");
     assert_eq!(out.errors.len(), 1);
     assert_eq!(out.errors[0].policy, "risky");
     // Sanity check of the premise: Cedar alone would have allowed.
@@ -171,10 +164,7 @@ fn missing_and_extra_context_attributes_are_errors() {
 fn non_object_context_is_malformed() {
     let mut r = read("alice", true);
     r.context = Some(json!([1, 2]));
-    assert_eq!(
-        decide(&app(STAFF_READ), &r).unwrap_err().code,
-        RequestErrorCode::Malformed
-    );
+    assert_eq!(decide(&app(STAFF_READ), &r).unwrap_err().code, RequestErrorCode::Malformed);
 }
 
 #[test]
@@ -187,10 +177,7 @@ fn request_entities_override_stored_ones_for_that_request_only() {
     })]);
     assert_eq!(decide(&s, &r).unwrap().decision, Decision::Deny);
     // The stored entity is untouched.
-    assert_eq!(
-        decide(&s, &read("alice", true)).unwrap().decision,
-        Decision::Allow
-    );
+    assert_eq!(decide(&s, &read("alice", true)).unwrap().decision, Decision::Allow);
 }
 
 #[test]
@@ -224,10 +211,7 @@ fn invalid_request_entities_are_rejected() {
 
 #[test]
 fn cyclic_request_entities_do_not_panic() {
-    let s = snapshot(&[(
-        "p.cedar",
-        "@id(\"all\") permit (principal, action, resource);",
-    )]);
+    let s = snapshot(&[("p.cedar", "@id(\"all\") permit (principal, action, resource);")]);
     let r = req(json!({
         "principal": "G::\"a\"", "action": "A::\"x\"", "resource": "R::\"r\"",
         "entities": [

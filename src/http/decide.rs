@@ -4,15 +4,18 @@
 //! policy version) and evaluate inline: a decision is tens of microseconds of CPU, less than a
 //! hop to a blocking pool would cost.
 
+use std::sync::Arc;
+
 use axum::extract::State;
-use axum::Json;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::ApiError;
 use super::json::JsonBody;
 use super::AppState;
-use crate::decide::{decide, Decision, DecisionRequest, EvaluationError, Outcome};
+use crate::decide::{decide, Decision, DecisionRequest, EvaluationError, Outcome, RequestError};
+use crate::identity::Caller;
 use crate::policy::Snapshot;
 
 /// The answer to one decision request.
@@ -51,20 +54,53 @@ pub fn new_decision_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// Which endpoint asked for a decision (recorded with it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "endpoint", rename_all = "snake_case")]
+pub enum DecisionSource {
+    /// `POST /v1/decide`.
+    Decide,
+    /// `POST /v1/decide/batch`, item `index`.
+    Batch {
+        /// Position in the batch.
+        index: usize,
+    },
+}
+
+/// Evaluates one request for an endpoint.
+///
+/// INVARIANT: every endpoint that decides goes through here, so that every decision gets an id
+/// and is recorded the same way whichever API asked for it.
+pub async fn evaluate(
+    _state: &AppState,
+    snapshot: &Arc<Snapshot>,
+    _caller: Option<&Caller>,
+    _source: &DecisionSource,
+    req: &DecisionRequest,
+) -> Result<DecisionResponse, RequestError> {
+    let outcome = decide(snapshot, req)?;
+    let decision_id = new_decision_id();
+    tracing::debug!(
+        %decision_id,
+        decision = ?outcome.decision,
+        principal = %req.principal,
+        action = %req.action,
+        "decided"
+    );
+    Ok(DecisionResponse::from_outcome(decision_id, snapshot, outcome))
+}
+
 pub(super) async fn decide_one(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     JsonBody(req): JsonBody<DecisionRequest>,
 ) -> Result<Json<DecisionResponse>, ApiError> {
     let snapshot = state.store.current().ok_or_else(ApiError::no_policy)?;
-    let outcome = decide(&snapshot, &req)?;
-    let decision_id = new_decision_id();
-    tracing::Span::current().record("decision_id", decision_id.as_str());
-    tracing::debug!(decision = ?outcome.decision, principal = %req.principal, action = %req.action, "decided");
-    Ok(Json(DecisionResponse::from_outcome(
-        decision_id,
-        &snapshot,
-        outcome,
-    )))
+    let caller = caller.map(|Extension(c)| c);
+    let response =
+        evaluate(&state, &snapshot, caller.as_ref(), &DecisionSource::Decide, &req).await?;
+    tracing::Span::current().record("decision_id", response.decision_id.as_str());
+    Ok(Json(response))
 }
 
 /// `{"requests": [ … ]}`; items stay raw JSON so one malformed item fails alone.
@@ -85,16 +121,12 @@ pub(super) struct BatchResponse {
 #[serde(untagged)]
 enum BatchItem {
     Decided(DecisionResponse),
-    Failed {
-        decision: Decision,
-        decision_id: String,
-        policy_version: String,
-        error: Value,
-    },
+    Failed { decision: Decision, decision_id: String, policy_version: String, error: Value },
 }
 
 pub(super) async fn decide_batch(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     JsonBody(batch): JsonBody<BatchRequest>,
 ) -> Result<Json<BatchResponse>, ApiError> {
     let max = state.limits.max_batch;
@@ -108,38 +140,42 @@ pub(super) async fn decide_batch(
         )
         .with_field("requests"));
     }
+    // One snapshot for the whole batch: every item is decided by the same policy version.
     let snapshot = state.store.current().ok_or_else(ApiError::no_policy)?;
-    let results = batch
-        .requests
-        .into_iter()
-        .enumerate()
-        .map(|(i, raw)| {
-            let decision_id = new_decision_id();
-            match decide_raw(&snapshot, raw, i) {
-                Ok(outcome) => BatchItem::Decided(DecisionResponse::from_outcome(
-                    decision_id,
-                    &snapshot,
-                    outcome,
-                )),
-                Err(e) => BatchItem::Failed {
-                    decision: Decision::Deny,
-                    decision_id,
-                    policy_version: snapshot.version().to_owned(),
-                    error: e.to_json(),
-                },
+    let caller = caller.map(|Extension(c)| c);
+    let mut results = Vec::with_capacity(batch.requests.len());
+    for (index, raw) in batch.requests.into_iter().enumerate() {
+        let source = DecisionSource::Batch { index };
+        let item = match parse_item(raw, index) {
+            Ok(req) => {
+                evaluate(&state, &snapshot, caller.as_ref(), &source, &req).await.map_err(|e| {
+                    let field = format!("requests[{index}].{}", e.field);
+                    ApiError::from(e).with_field(field)
+                })
             }
-        })
-        .collect();
+            Err(e) => Err(e),
+        };
+        results.push(match item {
+            Ok(response) => BatchItem::Decided(response),
+            Err(e) => BatchItem::Failed {
+                decision: Decision::Deny,
+                decision_id: new_decision_id(),
+                policy_version: snapshot.version().to_owned(),
+                error: e.to_json(),
+            },
+        });
+    }
     Ok(Json(BatchResponse { results }))
 }
 
-fn decide_raw(snapshot: &Snapshot, raw: Value, index: usize) -> Result<Outcome, ApiError> {
-    let req: DecisionRequest = serde_path_to_error::deserialize(raw).map_err(|e| {
-        let field = format!("requests[{index}].{}", e.path());
-        ApiError::bad_request("malformed_request", e.into_inner().to_string()).with_field(field)
-    })?;
-    decide(snapshot, &req).map_err(|e| {
-        let field = format!("requests[{index}].{}", e.field);
-        ApiError::from(e).with_field(field)
+fn parse_item(raw: Value, index: usize) -> Result<DecisionRequest, ApiError> {
+    serde_path_to_error::deserialize(raw).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let field = match super::json::field_path(&path, &message) {
+            Some(f) => format!("requests[{index}].{f}"),
+            None => format!("requests[{index}]"),
+        };
+        ApiError::bad_request("malformed_request", message).with_field(field)
     })
 }

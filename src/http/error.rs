@@ -16,7 +16,7 @@ use crate::decide::RequestError;
 #[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
-    body: ErrorBody,
+    body: Box<ErrorBody>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,12 +34,7 @@ impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
-            body: ErrorBody {
-                code,
-                message: message.into(),
-                field: None,
-                details: None,
-            },
+            body: Box::new(ErrorBody { code, message: message.into(), field: None, details: None }),
         }
     }
 
@@ -76,11 +71,7 @@ impl ApiError {
 
     /// 405 for a known path with the wrong method.
     pub fn method_not_allowed() -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "method not allowed",
-        )
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed")
     }
 
     /// The HTTP status.
@@ -100,7 +91,7 @@ impl ApiError {
 
     /// The error as a JSON value (used for batch items).
     pub fn to_json(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(&self.body).unwrap_or_default();
+        let mut v = serde_json::to_value(&*self.body).unwrap_or_default();
         if let Some(obj) = v.as_object_mut() {
             obj.insert("status".into(), self.status.as_u16().into());
         }
@@ -127,6 +118,6 @@ impl IntoResponse for ApiError {
         struct Envelope {
             error: ErrorBody,
         }
-        (self.status, Json(Envelope { error: self.body })).into_response()
+        (self.status, Json(Envelope { error: *self.body })).into_response()
     }
 }

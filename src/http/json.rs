@@ -47,11 +47,7 @@ pub(crate) async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result
 /// Accepts `application/json` and `application/*+json`, with parameters such as `charset`.
 pub(crate) fn check_content_type(req: &Request) -> Result<(), ApiError> {
     let unsupported = |msg: String| {
-        ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            msg,
-        )
+        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", msg)
     };
     let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
         return Err(unsupported(
@@ -59,12 +55,7 @@ pub(crate) fn check_content_type(req: &Request) -> Result<(), ApiError> {
         ));
     };
     let value = value.to_str().unwrap_or_default();
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     let json = essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"));
     if !json {
@@ -81,21 +72,45 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
+        let message = inner.to_string();
         let err = ApiError::bad_request(
-            if inner.is_syntax() || inner.is_eof() {
-                "invalid_json"
-            } else {
-                "malformed_request"
-            },
-            inner.to_string(),
+            if inner.is_syntax() || inner.is_eof() { "invalid_json" } else { "malformed_request" },
+            &message,
         );
-        if path == "." {
-            err
-        } else {
-            err.with_field(path)
+        match field_path(&path, &message) {
+            Some(field) => err.with_field(field),
+            None => err,
         }
     })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+    de.end().map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
     Ok(value)
+}
+
+/// The field a deserialization error is about: the path serde reached, extended with the name
+/// of a missing field (serde reports those at the parent's path).
+pub(crate) fn field_path(path: &str, message: &str) -> Option<String> {
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+        .filter(|f| !f.is_empty());
+    let top = path.is_empty() || path == ".";
+    match (path, missing) {
+        (_, Some(f)) if top => Some(f.to_owned()),
+        (_, None) if top => None,
+        (p, Some(f)) => Some(format!("{p}.{f}")),
+        (p, None) => Some(p.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_fields_are_named() {
+        assert_eq!(field_path(".", "missing field `action` at line 1").as_deref(), Some("action"));
+        assert_eq!(field_path("a.b", "missing field `id`").as_deref(), Some("a.b.id"));
+        assert_eq!(field_path("context", "invalid type").as_deref(), Some("context"));
+        assert_eq!(field_path(".", "trailing characters"), None);
+    }
 }

@@ -11,15 +11,17 @@ mod ops;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath};
-use axum::http::Request;
+use axum::http::{Request, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::policy::PolicyStore;
 
-pub use decide::{new_decision_id, DecisionResponse};
+pub use decide::{evaluate, new_decision_id, DecisionResponse, DecisionSource};
 pub use error::ApiError;
 pub use json::JsonBody;
 
@@ -40,10 +42,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_body_bytes: 1024 * 1024,
-            max_batch: 100,
-        }
+        Self { max_body_bytes: 1024 * 1024, max_batch: 100 }
     }
 }
 
@@ -71,6 +70,13 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(body_limit))
+        // A panic is a bug, never an answer to input: log it and answer a generic 500 rather
+        // than dropping the connection.
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            tracing::error!("handler panicked");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+                .into_response()
+        }))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -83,10 +89,8 @@ pub fn router(state: AppState) -> Router {
 /// One span per HTTP request; handlers fill in `decision_id` (and `caller`, once callers are
 /// authenticated) so every log line of the request carries them.
 fn request_span<B>(req: &Request<B>) -> tracing::Span {
-    let path = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| req.uri().path(), MatchedPath::as_str);
+    let path =
+        req.extensions().get::<MatchedPath>().map_or_else(|| req.uri().path(), MatchedPath::as_str);
     tracing::info_span!(
         "request",
         method = %req.method(),

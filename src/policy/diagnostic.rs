@@ -159,11 +159,7 @@ impl Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line > 0 {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file, self.line, self.column, self.message
-            )
+            write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
         } else {
             write!(f, "{}: {}", self.file, self.message)
         }
@@ -209,11 +205,8 @@ fn offset_of(text: &str, line: usize, column: usize) -> usize {
     let mut offset = 0;
     for (i, l) in text.split_inclusive('\n').enumerate() {
         if i + 1 == line {
-            let col_bytes: usize = l
-                .chars()
-                .take(column.saturating_sub(1))
-                .map(char::len_utf8)
-                .sum();
+            let col_bytes: usize =
+                l.chars().take(column.saturating_sub(1)).map(char::len_utf8).sum();
             return offset + col_bytes;
         }
         offset += l.len();
@@ -233,9 +226,7 @@ struct Rendered {
 
 impl miette::Diagnostic for Rendered {
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn severity(&self) -> Option<miette::Severity> {
@@ -251,10 +242,8 @@ impl miette::Diagnostic for Rendered {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
         self.span.map(|s| {
-            Box::new(std::iter::once(miette::LabeledSpan::new_with_span(
-                Some("here".into()),
-                s,
-            ))) as Box<dyn Iterator<Item = miette::LabeledSpan>>
+            Box::new(std::iter::once(miette::LabeledSpan::new_with_span(Some("here".into()), s)))
+                as Box<dyn Iterator<Item = miette::LabeledSpan>>
         })
     }
 }

@@ -19,10 +19,8 @@ pub(crate) fn load_entities(
     schema: Option<&Schema>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<(Entities, usize)> {
-    let entity_files: Vec<&SourceFile> = files
-        .iter()
-        .filter(|f| f.kind == FileKind::Entities)
-        .collect();
+    let entity_files: Vec<&SourceFile> =
+        files.iter().filter(|f| f.kind == FileKind::Entities).collect();
     let mut all = Vec::new();
     let mut syntax_ok = true;
     for f in &entity_files {
@@ -76,10 +74,7 @@ fn pinpoint(f: &SourceFile, schema: Option<&Schema>, diags: &mut Vec<Diagnostic>
     };
     let mut search_from = 0;
     for item in items {
-        let id = item
-            .pointer("/uid/id")
-            .or_else(|| item.pointer("/uid/__entity/id"))
-            .cloned();
+        let id = item.pointer("/uid/id").or_else(|| item.pointer("/uid/__entity/id")).cloned();
         if let Err(e) = Entity::from_json_value(item, schema) {
             let message = error_chain(&e);
             let diag = match id.as_ref().and_then(|id| find_id(&f.text, id, search_from)) {
@@ -114,27 +109,16 @@ fn find_id(text: &Arc<str>, id: &Value, from: usize) -> Option<usize> {
     let quoted = serde_json::to_string(id).ok()?;
     let rest = text.get(from..)?;
     rest.match_indices(&quoted)
-        .find(|(i, _)| {
-            rest[..*i]
-                .trim_end()
-                .trim_end_matches(':')
-                .trim_end()
-                .ends_with("\"id\"")
-        })
+        .find(|(i, _)| rest[..*i].trim_end().trim_end_matches(':').trim_end().ends_with("\"id\""))
         .map(|(i, _)| from + i)
 }
 
 fn locate_named_uid(files: &[&SourceFile], message: &str) -> Diagnostic {
     // Cedar quotes uids as Type::"id"; look for the id in the files.
-    let id = message
-        .split("::\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next());
+    let id = message.split("::\"").nth(1).and_then(|rest| rest.split('"').next());
     if let Some(id) = id {
         let value = Value::String(id.to_owned());
-        let mut hits = files
-            .iter()
-            .filter_map(|f| find_id(&f.text, &value, 0).map(|o| (f, o)));
+        let mut hits = files.iter().filter_map(|f| find_id(&f.text, &value, 0).map(|o| (f, o)));
         if let Some((f, offset)) = hits.next() {
             let mut d = Diagnostic::at_offset(&f.path, &f.text, offset, 0, message);
             if let Some((g, o2)) = hits.next() {

@@ -91,25 +91,16 @@ pub fn read_workspace(root: &Path) -> Result<Vec<SourceFile>, Vec<Diagnostic>> {
             Ok(bytes) => {
                 let sha256 = sha256_hex(&bytes);
                 match String::from_utf8(bytes) {
-                    Ok(text) => files.push(SourceFile {
-                        path: rel,
-                        kind,
-                        text: text.into(),
-                        sha256,
-                    }),
+                    Ok(text) => {
+                        files.push(SourceFile { path: rel, kind, text: text.into(), sha256 })
+                    }
                     Err(e) => diags.push(Diagnostic::file_error(
                         rel,
-                        format!(
-                            "file is not valid UTF-8 (byte {})",
-                            e.utf8_error().valid_up_to()
-                        ),
+                        format!("file is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
                     )),
                 }
             }
-            Err(e) => diags.push(Diagnostic::file_error(
-                rel,
-                format!("cannot read file: {e}"),
-            )),
+            Err(e) => diags.push(Diagnostic::file_error(rel, format!("cannot read file: {e}"))),
         }
     }
     if diags.is_empty() {
@@ -152,10 +143,7 @@ fn walk(
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            diags.push(Diagnostic::file_error(
-                rel_path(root, dir),
-                format!("cannot list: {e}"),
-            ));
+            diags.push(Diagnostic::file_error(rel_path(root, dir), format!("cannot list: {e}")));
             return;
         }
     };
@@ -207,10 +195,8 @@ fn classify(root: &Path, path: &Path, top: bool, name: &str) -> Option<FileKind>
 
 fn rel_path(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
-    let parts: Vec<String> = rel
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
+    let parts: Vec<String> =
+        rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
     if parts.is_empty() {
         ".".to_owned()
     } else {
@@ -266,10 +252,7 @@ mod tests {
         write(d.path(), "a.cedar", "forbid(principal, action, resource);");
         let v3 = versions(&read_workspace(d.path()).unwrap());
         assert_ne!(v1.workspace, v3.workspace);
-        assert_eq!(
-            v1.entities, v3.entities,
-            "entity version ignores policy files"
-        );
+        assert_eq!(v1.entities, v3.entities, "entity version ignores policy files");
     }
 
     #[test]

@@ -47,10 +47,7 @@ pub struct LoadError {
 impl LoadError {
     /// Number of error-severity diagnostics.
     pub fn error_count(&self) -> usize {
-        self.diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count()
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count()
     }
 }
 
@@ -91,13 +88,7 @@ pub fn build_snapshot(root: &Path, files: Vec<SourceFile>) -> Result<LoadedWorks
     let has_errors = diags.iter().any(|d| d.severity == Severity::Error);
     let (entities, entity_count) = match entities {
         Some(e) if !has_errors => e,
-        _ => {
-            return Err(LoadError {
-                dir,
-                version: Some(versions.workspace),
-                diagnostics: diags,
-            })
-        }
+        _ => return Err(LoadError { dir, version: Some(versions.workspace), diagnostics: diags }),
     };
     let schema = match schema {
         SchemaState::Valid(s) => Some(s),
@@ -113,16 +104,10 @@ pub fn build_snapshot(root: &Path, files: Vec<SourceFile>) -> Result<LoadedWorks
         entity_count,
         schema: schema.is_some(),
         warnings: diags,
-        files: files
-            .iter()
-            .map(|f| (f.path.clone(), f.sha256.clone()))
-            .collect(),
+        files: files.iter().map(|f| (f.path.clone(), f.sha256.clone())).collect(),
     };
     let snapshot = Snapshot::new(policies, schema, entities, info, literal_uids, meta);
-    Ok(LoadedWorkspace {
-        snapshot,
-        sources: files,
-    })
+    Ok(LoadedWorkspace { snapshot, sources: files })
 }
 
 enum SchemaState {
@@ -138,22 +123,12 @@ fn parse_schema(files: &[SourceFile], diags: &mut Vec<Diagnostic>) -> SchemaStat
     match Schema::from_cedarschema_str(&f.text) {
         Ok((schema, warnings)) => {
             for w in warnings {
-                diags.extend(Diagnostic::from_cedar(
-                    &f.path,
-                    &f.text,
-                    &w,
-                    Severity::Warning,
-                ));
+                diags.extend(Diagnostic::from_cedar(&f.path, &f.text, &w, Severity::Warning));
             }
             SchemaState::Valid(schema)
         }
         Err(e) => {
-            diags.extend(Diagnostic::from_cedar(
-                &f.path,
-                &f.text,
-                &e,
-                Severity::Error,
-            ));
+            diags.extend(Diagnostic::from_cedar(&f.path, &f.text, &e, Severity::Error));
             SchemaState::Broken
         }
     }
@@ -180,11 +155,7 @@ fn parse_policy_files(
         let mut items: Vec<(usize, Item)> = parsed
             .policies()
             .map(|p| (parser_index(p.id()), Item::Policy(p.clone())))
-            .chain(
-                parsed
-                    .templates()
-                    .map(|t| (parser_index(t.id()), Item::Template(t.clone()))),
-            )
+            .chain(parsed.templates().map(|t| (parser_index(t.id()), Item::Template(t.clone()))))
             .collect();
         items.sort_by_key(|(i, _)| *i);
         for (index, item) in items {
@@ -243,10 +214,7 @@ impl Item {
                 cedar_policy::Effect::Permit => Effect::Permit,
                 cedar_policy::Effect::Forbid => Effect::Forbid,
             },
-            obligations: self
-                .annotation("obligation")
-                .map(split_obligations)
-                .unwrap_or_default(),
+            obligations: self.annotation("obligation").map(split_obligations).unwrap_or_default(),
             description: self.annotation("description").map(str::to_owned),
             template: matches!(self, Item::Template(_)),
         }
@@ -255,18 +223,11 @@ impl Item {
 
 /// `@obligation("audit;notify:privacy-officer")` names two obligations.
 fn split_obligations(s: &str) -> Vec<String> {
-    s.split(';')
-        .map(str::trim)
-        .filter(|o| !o.is_empty())
-        .map(str::to_owned)
-        .collect()
+    s.split(';').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect()
 }
 
 fn parser_index(id: &PolicyId) -> usize {
-    id.to_string()
-        .strip_prefix("policy")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(usize::MAX)
+    id.to_string().strip_prefix("policy").and_then(|n| n.parse().ok()).unwrap_or(usize::MAX)
 }
 
 /// Locates `@<key>("<value>")` in a file for a diagnostic; falls back to the whole file.
@@ -277,11 +238,10 @@ fn annotation_diag(
     message: impl Into<String>,
 ) -> Diagnostic {
     let quoted = serde_json::to_string(value).unwrap_or_default();
-    let needle_at = f.text.match_indices(&format!("@{key}")).find(|(i, _)| {
-        f.text[*i..]
-            .split_once(')')
-            .is_some_and(|(a, _)| a.contains(&quoted))
-    });
+    let needle_at = f
+        .text
+        .match_indices(&format!("@{key}"))
+        .find(|(i, _)| f.text[*i..].split_once(')').is_some_and(|(a, _)| a.contains(&quoted)));
     match needle_at {
         Some((offset, _)) => {
             Diagnostic::at_offset(&f.path, &f.text, offset, key.len() + 1, message)
@@ -310,13 +270,7 @@ fn link_templates(
     let links: Vec<LinkSpec> = match serde_json::from_str(&f.text) {
         Ok(l) => l,
         Err(e) => {
-            diags.push(Diagnostic::at_line(
-                &f.path,
-                &f.text,
-                e.line(),
-                e.column(),
-                e.to_string(),
-            ));
+            diags.push(Diagnostic::at_line(&f.path, &f.text, e.line(), e.column(), e.to_string()));
             return;
         }
     };
@@ -355,10 +309,7 @@ fn link_templates(
         }
         let template_id = PolicyId::new(&link.template_id);
         let Some(template_info) = info.get(&template_id).cloned() else {
-            diags.push(locate(format!(
-                "no template with id `{}`",
-                link.template_id
-            )));
+            diags.push(locate(format!("no template with id `{}`", link.template_id)));
             continue;
         };
         let link_id = PolicyId::new(&link.link_id);
@@ -390,10 +341,7 @@ fn validate_policies(
     let result = Validator::new(schema.clone()).validate(policies, ValidationMode::Strict);
     let text_of = |id: &PolicyId| -> Option<(&str, &Arc<str>)> {
         let file = &info.get(id)?.file;
-        files
-            .iter()
-            .find(|f| &f.path == file)
-            .map(|f| (f.path.as_str(), &f.text))
+        files.iter().find(|f| &f.path == file).map(|f| (f.path.as_str(), &f.text))
     };
     for e in result.validation_errors() {
         match text_of(e.policy_id()) {

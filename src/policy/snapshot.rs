@@ -86,14 +86,7 @@ impl Snapshot {
         literal_uids: Vec<EntityUid>,
         meta: SnapshotMeta,
     ) -> Self {
-        Self {
-            policies,
-            schema,
-            entities,
-            info,
-            literal_uids,
-            meta,
-        }
+        Self { policies, schema, entities, info, literal_uids, meta }
     }
 
     /// Descriptive facts (version, counts, load time).

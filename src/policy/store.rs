@@ -151,10 +151,7 @@ impl PolicyStore {
             Err(join) => Err(LoadError {
                 dir: self.dir.display().to_string(),
                 version: None,
-                diagnostics: vec![Diagnostic::file_error(
-                    ".",
-                    format!("loader failed: {join}"),
-                )],
+                diagnostics: vec![Diagnostic::file_error(".", format!("loader failed: {join}"))],
             }),
         };
         self.finish(trigger, active, result)
@@ -177,10 +174,7 @@ impl PolicyStore {
                 counters.reloads += 1;
                 counters.last_error = None;
                 tracing::info!(?trigger, %version, previous = ?active, "policy workspace activated");
-                ReloadOutcome::Activated {
-                    version,
-                    previous: active,
-                }
+                ReloadOutcome::Activated { version, previous: active }
             }
             Ok(None) => {
                 counters.last_error = None;
@@ -205,11 +199,7 @@ impl PolicyStore {
                     version: e.version.clone(),
                     diagnostics: e.diagnostics.clone(),
                 });
-                ReloadOutcome::Failed {
-                    version: e.version,
-                    active,
-                    diagnostics: e.diagnostics,
-                }
+                ReloadOutcome::Failed { version: e.version, active, diagnostics: e.diagnostics }
             }
         }
     }
@@ -246,12 +236,11 @@ fn load_if_changed(
     }
     let loaded = build_snapshot(dir, files)?;
     for hook in hooks {
-        hook.before_activate(&loaded.snapshot, &loaded.sources)
-            .map_err(|msg| LoadError {
-                dir: dir.display().to_string(),
-                version: Some(loaded.snapshot.version().to_owned()),
-                diagnostics: vec![Diagnostic::file_error(".", msg)],
-            })?;
+        hook.before_activate(&loaded.snapshot, &loaded.sources).map_err(|msg| LoadError {
+            dir: dir.display().to_string(),
+            version: Some(loaded.snapshot.version().to_owned()),
+            diagnostics: vec![Diagnostic::file_error(".", msg)],
+        })?;
     }
     Ok(Some(loaded.snapshot))
 }

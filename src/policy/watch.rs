@@ -35,10 +35,11 @@ impl Drop for WatchHandle {
 /// Watches the store's directory and reloads after changes settle for `debounce`.
 pub fn watch(store: Arc<PolicyStore>, debounce: Duration) -> Result<WatchHandle, notify::Error> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let root = store.dir().canonicalize().unwrap_or_else(|_| store.dir().to_owned());
     let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| {
         match result {
             Ok(events) => {
-                let relevant = events.iter().any(|e| e.paths.iter().any(|p| !is_hidden(p)));
+                let relevant = events.iter().any(|e| e.paths.iter().any(|p| !is_hidden(&root, p)));
                 if relevant {
                     // A full channel means a reload is already pending: coalesce.
                     let _ = tx.try_send(());
@@ -57,13 +58,25 @@ pub fn watch(store: Arc<PolicyStore>, debounce: Duration) -> Result<WatchHandle,
             store.reload(ReloadTrigger::Watch).await;
         }
     });
-    Ok(WatchHandle {
-        _debouncer: debouncer,
-        task,
-    })
+    Ok(WatchHandle { _debouncer: debouncer, task })
 }
 
-fn is_hidden(path: &Path) -> bool {
-    path.components()
-        .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+/// Whether a changed path is hidden *below the workspace root* (editor swap files, `.git`).
+/// The root's own location may well be hidden (e.g. a temporary directory) and does not count.
+fn is_hidden(root: &Path, path: &Path) -> bool {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components().any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_components_below_the_root_count_as_hidden() {
+        let root = Path::new("/tmp/.tmpAbc/ws");
+        assert!(!is_hidden(root, Path::new("/tmp/.tmpAbc/ws/a.cedar")));
+        assert!(is_hidden(root, Path::new("/tmp/.tmpAbc/ws/.a.cedar.swp")));
+        assert!(is_hidden(root, Path::new("/tmp/.tmpAbc/ws/.git/index")));
+    }
 }

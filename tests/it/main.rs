@@ -1,1 +1,17 @@
-//! integration tests
+//! Integration tests: the real server on 127.0.0.1 with real clients.
+//!
+//! One test binary (fast to link on small machines); one module per concern.
+#![allow(
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
+mod api;
+mod cli;
+mod common;
+mod readme;
+mod reload;
+mod tidy;

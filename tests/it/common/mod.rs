@@ -1,0 +1,150 @@
+//! Shared helpers: start the real server on 127.0.0.1:0 against a private copy of a fixture
+//! workspace, and talk to it with a real HTTP client.
+
+#![allow(dead_code, reason = "each test module uses a different subset")]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use medpdp::config::Config;
+use medpdp::server::{start, RunningServer};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// A path inside the repository.
+pub fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dst.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), to).unwrap();
+        }
+    }
+}
+
+/// A running server with its own workspace copy.
+pub struct TestServer {
+    pub server: Option<RunningServer>,
+    pub workspace: TempDir,
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl TestServer {
+    /// The Med5G mini fixture, watcher off (tests reload explicitly).
+    pub async fn start() -> Self {
+        Self::start_fixture("tests/fixtures/med5g-mini", |_| {}).await
+    }
+
+    /// A fixture directory, with a hook to adjust the configuration.
+    pub async fn start_fixture(fixture: &str, tweak: impl FnOnce(&mut Config)) -> Self {
+        let workspace = tempfile::tempdir().unwrap();
+        copy_dir(&repo(fixture), workspace.path());
+        Self::start_in(workspace, tweak).await
+    }
+
+    /// Files written into an empty workspace.
+    pub async fn start_files(files: &[(&str, &str)], tweak: impl FnOnce(&mut Config)) -> Self {
+        let workspace = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let p = workspace.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        Self::start_in(workspace, tweak).await
+    }
+
+    async fn start_in(workspace: TempDir, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::default();
+        config.workspace.dir = workspace.path().to_owned();
+        config.workspace.watch = false;
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = start(&config, listener).await.unwrap();
+        let base = format!("http://{}", server.addr());
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        Self { server: Some(server), workspace, base, client }
+    }
+
+    /// Writes a file into the workspace.
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.workspace.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// Reads a file of the workspace.
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.workspace.path().join(rel)).unwrap()
+    }
+
+    /// POSTs JSON, returns status and JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let resp =
+            self.client.post(format!("{}{path}", self.base)).json(body).send().await.unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POSTs raw bytes with a content type (or none).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        content_type: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut rb = self.client.post(format!("{}{path}", self.base)).body(body);
+        if let Some(ct) = content_type {
+            rb = rb.header("content-type", ct);
+        }
+        let resp = rb.send().await.unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GETs JSON.
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let resp = self.client.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The active policy version according to `/v1/status`.
+    pub async fn version(&self) -> Option<String> {
+        let (_, s) = self.get("/v1/status").await;
+        s["active"]["version"].as_str().map(str::to_owned)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown(Duration::from_secs(5)).await.unwrap();
+        }
+    }
+}
+
+/// An attach request for a terminal onto a slice (Med5G fixture).
+pub fn attach(terminal: &str, slice: &str) -> Value {
+    json!({
+        "principal": {"type": "Med5G::Terminal", "id": terminal},
+        "action": "Med5G::Action::\"attach\"",
+        "resource": format!("Med5G::NetworkSlice::\"{slice}\""),
+        "context": {
+            "env": {
+                "now": "2026-11-24T10:00:00Z",
+                "risk_score": 10,
+                "inside_geofence": true,
+                "audit_available": true
+            },
+            "attested": true
+        }
+    })
+}
