@@ -6,6 +6,7 @@
 //! - [`decide`]: evaluation of one request against one snapshot; pure, fail-closed.
 //! - [`http`]: the JSON API (axum).
 //! - [`identity`]: who is calling, from a verified client certificate.
+//! - [`policytest`]: policy test cases as data, run with coverage (`medpdp test`).
 //! - [`server`]: wiring the pieces into a running service.
 //! - [`config`]: configuration from file, environment and flags.
 //! - [`cli`]: the `medpdp` command line.
@@ -19,6 +20,7 @@ pub mod decide;
 pub mod http;
 pub mod identity;
 pub mod policy;
+pub mod policytest;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

@@ -7,6 +7,7 @@
 mod check;
 mod decide;
 mod serve;
+mod test;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Evaluate one decision request (JSON, same shape as `POST /v1/decide`).
     Decide(decide::DecideArgs),
+    /// Run policy test cases (`policies/tests/*.json`) and report failures and coverage.
+    Test(test::TestArgs),
 }
 
 /// Process exit codes. Allow and every success are 0; a deny is 2 (as in the Cedar CLI) so
@@ -45,6 +48,8 @@ pub enum ExitStatus {
     Deny,
     /// The workspace is invalid.
     InvalidWorkspace,
+    /// `test`: a case failed (or coverage fell short of what was required).
+    TestsFailed,
     /// Command-line usage error.
     Usage,
 }
@@ -56,6 +61,7 @@ impl From<ExitStatus> for ExitCode {
             ExitStatus::Failure => 1,
             ExitStatus::Deny => 2,
             ExitStatus::InvalidWorkspace => 3,
+            ExitStatus::TestsFailed => 4,
             ExitStatus::Usage => 64,
         })
     }
@@ -74,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Check(args) => check::run(args),
         Command::Decide(args) => decide::run(args),
+        Command::Test(args) => test::run(args),
     };
     status.into()
 }
