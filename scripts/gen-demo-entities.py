@@ -120,6 +120,7 @@ NAMED_PATIENTS = {
            False, False),
     "P5": ("hospA", ["remote_monitoring"], False, ["dr-li"], True, False),
     "P6": ("hospA", ["remote_monitoring"], False, ["dr-li"], True, True),
+    "P7": ("hospA", ["remote_monitoring", "research"], False, [], False, False),
 }
 
 PURPOSES = ["remote_monitoring", "TREAT", "teleconsult", "cross_facility_share", "research"]

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
 
-use super::run::{decision, Actual, CaseResult, Report};
+use super::run::{code_name, decision, Actual, CaseResult, Report};
 
 /// Text for a terminal: every failure with expected vs actual and the determining policies,
 /// a line per file, the coverage, and the `N passed, M failed` summary as the last line.
@@ -59,7 +59,9 @@ fn answer(case: &CaseResult) -> String {
             }
             s
         }
-        Actual::Rejected(e) => format!("rejected ({:?}) at `{}`: {}", e.code, e.field, e.message),
+        Actual::Rejected(e) => {
+            format!("rejected, `{}` at `{}`: {}", code_name(e.code), e.field, e.message)
+        }
     }
 }
 

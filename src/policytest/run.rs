@@ -264,7 +264,7 @@ fn compare(case: &TestCase, actual: &Actual, known: &BTreeMap<String, usize>) ->
     out
 }
 
-fn code_name(code: RequestErrorCode) -> String {
+pub(super) fn code_name(code: RequestErrorCode) -> String {
     match serde_json::to_value(code) {
         Ok(serde_json::Value::String(s)) => s,
         _ => format!("{code:?}"),
