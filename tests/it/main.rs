@@ -13,5 +13,6 @@ mod api;
 mod cli;
 mod common;
 mod readme;
+mod policy_pack;
 mod reload;
 mod tidy;
