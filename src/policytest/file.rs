@@ -191,7 +191,12 @@ pub fn parse_test_file(path: &str, text: &str) -> Result<TestFile, TestFileError
         let text = inner.to_string();
         let text = text.rsplit_once(" at line ").map_or(text.as_str(), |(m, _)| m);
         let message = if at == "." { text.to_owned() } else { format!("{at}: {text}") };
-        TestFileError::Parse { path: path.to_owned(), line: inner.line(), column: inner.column(), message }
+        TestFileError::Parse {
+            path: path.to_owned(),
+            line: inner.line(),
+            column: inner.column(),
+            message,
+        }
     })?;
     file.path = path.to_owned();
     check(&file)?;
@@ -230,7 +235,9 @@ fn check(file: &TestFile) -> Result<(), TestFileError> {
                      is not decided"
                 )))
             }
-            (None, Some(_)) if e.reasons.is_some() || e.obligations.is_some() || e.errors.is_some() => {
+            (None, Some(_))
+                if e.reasons.is_some() || e.obligations.is_some() || e.errors.is_some() =>
+            {
                 return Err(invalid(format!(
                     "{at}: `reasons`, `obligations` and `errors` only apply to a decided request"
                 )))

@@ -131,7 +131,10 @@ fn write_junit(
             let mut body = message.join("\n");
             let _ = write!(body, "\nanswer: {}", answer(case));
             w.create_element("failure")
-                .with_attributes([("message", xml_safe(&message.join("; ")).as_str()), ("type", "mismatch")])
+                .with_attributes([
+                    ("message", xml_safe(&message.join("; ")).as_str()),
+                    ("type", "mismatch"),
+                ])
                 .write_text_content(BytesText::new(&xml_safe(&body)))?;
             w.write_event(Event::End(BytesEnd::new("testcase")))?;
         }

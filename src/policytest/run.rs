@@ -209,7 +209,13 @@ fn run_case(
     };
     let elapsed = started.elapsed();
     let mismatches = compare(case, &actual, known);
-    CaseResult { name: case.name.clone(), passed: mismatches.is_empty(), mismatches, actual, elapsed }
+    CaseResult {
+        name: case.name.clone(),
+        passed: mismatches.is_empty(),
+        mismatches,
+        actual,
+        elapsed,
+    }
 }
 
 fn compare(case: &TestCase, actual: &Actual, known: &BTreeMap<String, usize>) -> Vec<Mismatch> {
@@ -319,11 +325,9 @@ impl fmt::Display for Mismatch {
             Mismatch::RequestError { expected: Some(code), actual: None } => {
                 write!(f, "request error: expected `{code}`, but the request was decided")
             }
-            Mismatch::RequestError { expected: None, actual } => write!(
-                f,
-                "request rejected: {}",
-                actual.as_deref().unwrap_or("without a message")
-            ),
+            Mismatch::RequestError { expected: None, actual } => {
+                write!(f, "request rejected: {}", actual.as_deref().unwrap_or("without a message"))
+            }
         }
     }
 }

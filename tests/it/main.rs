@@ -12,7 +12,7 @@
 mod api;
 mod cli;
 mod common;
-mod readme;
 mod policy_pack;
+mod readme;
 mod reload;
 mod tidy;

@@ -37,12 +37,10 @@ fn the_50_research_scenarios_are_cases() {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for case in files.iter().flat_map(|f| &f.cases) {
         let id = case.name.split(' ').next().unwrap_or_default();
-        let mut chars = id.chars();
-        let family = chars.next().unwrap_or(' ');
-        if "ACFXRH".contains(family) && !chars.as_str().is_empty() {
-            if chars.as_str().chars().all(|c| c.is_ascii_digit()) {
-                *seen.entry(id.to_owned()).or_default() += 1;
-            }
+        let Some((family, number)) = id.split_at_checked(1) else { continue };
+        let numbered = !number.is_empty() && number.chars().all(|c| c.is_ascii_digit());
+        if "ACFXRH".contains(family) && numbered {
+            *seen.entry(id.to_owned()).or_default() += 1;
         }
     }
     let mut expected = Vec::new();
@@ -58,7 +56,8 @@ fn the_50_research_scenarios_are_cases() {
 
 #[test]
 fn check_validates_the_pack_strictly_with_no_warnings() {
-    let out = medpdp().args(["check", "--deny-warnings", "-w"]).arg(repo("policies")).output().unwrap();
+    let out =
+        medpdp().args(["check", "--deny-warnings", "-w"]).arg(repo("policies")).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("0 warnings, schema validated (strict)"), "{stdout}");
@@ -167,10 +166,13 @@ fn medpdp_test_reports_failures_and_exits_4() {
 
     // A passing case alone leaves policies uncovered: fine by default, a failure on request.
     let right = dir.path().join("right.json");
-    std::fs::write(&right, std::fs::read_to_string(&wrong).unwrap().replace(
-        r#""expect": {"decision": "allow", "reasons": ["P01-attach-certified-terminal"]}"#,
-        r#""expect": {"decision": "deny", "reasons": ["P06-revoked-or-quarantined-device"]}"#,
-    ))
+    std::fs::write(
+        &right,
+        std::fs::read_to_string(&wrong).unwrap().replace(
+            r#""expect": {"decision": "allow", "reasons": ["P01-attach-certified-terminal"]}"#,
+            r#""expect": {"decision": "deny", "reasons": ["P06-revoked-or-quarantined-device"]}"#,
+        ),
+    )
     .unwrap();
     let ok = medpdp().args(["test", "-w"]).arg(repo("policies")).arg(&right).output().unwrap();
     assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
@@ -185,10 +187,16 @@ fn medpdp_test_reports_failures_and_exits_4() {
 
     // A test file that cannot be used is an error (1), with its position.
     let broken = dir.path().join("broken.json");
-    std::fs::write(&broken, "{\"cases\": [{\"name\": \"x\", \"expect\": {\"decison\": \"allow\"}}]}")
-        .unwrap();
+    std::fs::write(
+        &broken,
+        "{\"cases\": [{\"name\": \"x\", \"expect\": {\"decison\": \"allow\"}}]}",
+    )
+    .unwrap();
     let bad = medpdp().args(["test", "-w"]).arg(repo("policies")).arg(&broken).output().unwrap();
     assert_eq!(bad.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(stderr.contains("broken.json`:1:") && stderr.contains("unknown field `decison`"), "{stderr}");
+    assert!(
+        stderr.contains("broken.json`:1:") && stderr.contains("unknown field `decison`"),
+        "{stderr}"
+    );
 }
