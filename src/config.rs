@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,80 @@ pub struct Config {
     pub limits: Limits,
     /// Logging.
     pub log: LogConfig,
+    /// The OpenID AuthZEN Authorization API.
+    pub authzen: AuthzenConfig,
+}
+
+/// The AuthZEN endpoints (`/access/v1/...`) and how their requests map to Cedar.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthzenConfig {
+    /// The base URL PEPs use to reach this service, announced as `policy_decision_point` in
+    /// `/.well-known/authzen-configuration`. Unset: the listener's own address.
+    pub base_url: Option<String>,
+    /// Cedar namespace given to AuthZEN `type`s and action names without one: with `Med5G`,
+    /// `"type": "Terminal"` is `Med5G::Terminal` and `"name": "attach"` is
+    /// `Med5G::Action::"attach"`. Empty: no namespace.
+    pub namespace: String,
+    /// Most stored entities (or actions) one search request evaluates before it answers with a
+    /// page token to continue from.
+    pub search_scan_limit: usize,
+}
+
+impl Default for AuthzenConfig {
+    fn default() -> Self {
+        Self { base_url: None, namespace: "Med5G".to_owned(), search_scan_limit: 2000 }
+    }
+}
+
+impl AuthzenConfig {
+    /// The base URL to announce: the configured one without a trailing `/`, else
+    /// `{scheme}://{addr}` of the listener actually bound.
+    pub fn effective_base_url(&self, scheme: &str, addr: SocketAddr) -> String {
+        match &self.base_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("{scheme}://{addr}"),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        if let Some(url) = &self.base_url {
+            if let Err(message) = check_base_url(url) {
+                return invalid("authzen.base_url", message);
+            }
+        }
+        if !self.namespace.is_empty() {
+            let probe = format!("{}::Probe", self.namespace);
+            if cedar_policy::EntityTypeName::from_str(&probe).is_err() {
+                return invalid(
+                    "authzen.namespace",
+                    format!("`{}` is not a Cedar namespace such as `Med5G`", self.namespace),
+                );
+            }
+        }
+        if !(1..=1_000_000).contains(&self.search_scan_limit) {
+            return invalid("authzen.search_scan_limit", "must be between 1 and 1000000".into());
+        }
+        Ok(())
+    }
+}
+
+/// An absolute `http`/`https` URL with a host and no query or fragment (AuthZEN's
+/// `policy_decision_point` rules; `http` is allowed for loopback development and TLS offload).
+fn check_base_url(url: &str) -> Result<(), String> {
+    let uri: axum::http::Uri = url.parse().map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("https" | "http") => {}
+        _ => return Err(format!("`{url}` must start with `https://` (or `http://`)")),
+    }
+    if uri.authority().is_none_or(|a| a.host().is_empty()) {
+        return Err(format!("`{url}` has no host"));
+    }
+    if uri.query().is_some() || url.contains('#') {
+        return Err(format!("`{url}` must not have a query or fragment"));
+    }
+    Ok(())
 }
 
 /// Listener settings.
@@ -152,6 +227,7 @@ impl Config {
         if self.shutdown_grace().is_zero() {
             return invalid("server.shutdown_grace_secs", "must be at least 1");
         }
+        self.authzen.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(ConfigError::Invalid { key: "log.filter", message: e.to_string() });
         }
@@ -207,5 +283,35 @@ mod tests {
         c.server.listen = "127.0.0.1:1".parse().unwrap();
         c.log.filter = "medpdp=notalevel".into();
         assert!(c.validate().unwrap_err().to_string().contains("log.filter"));
+    }
+
+    #[test]
+    fn authzen_section_is_validated() {
+        let c = Config::from_toml(
+            "[authzen]\nbase_url = \"https://pdp.example.org/\"\nnamespace = \"Cert\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.authzen.namespace, "Cert");
+        let addr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(c.authzen.effective_base_url("https", addr), "https://pdp.example.org");
+        assert_eq!(
+            Config::default().authzen.effective_base_url("http", addr),
+            "http://127.0.0.1:1"
+        );
+        let mut c = Config::default();
+        c.workspace.dir = std::env::temp_dir();
+        c.validate().unwrap();
+        for bad in ["pdp.example.org", "ftp://x", "https://x/?a=1", "https://x/#f", "https://"] {
+            c.authzen.base_url = Some(bad.into());
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("authzen.base_url"), "{bad}: {e}");
+        }
+        c.authzen.base_url = None;
+        c.authzen.namespace = "Not A Namespace".into();
+        assert!(c.validate().unwrap_err().to_string().contains("authzen.namespace"));
+        c.authzen.namespace = String::new();
+        c.validate().unwrap();
+        c.authzen.namespace = "A::B".into();
+        c.validate().unwrap();
     }
 }

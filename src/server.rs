@@ -13,8 +13,11 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::http::authzen::{AuthzenState, IndexHook};
 use crate::http::{router, AppState};
-use crate::policy::{watch, PolicyStore, ReloadOutcome, ReloadTrigger, WatchHandle};
+use crate::policy::{
+    watch, ActivationHook, PolicyStore, ReloadOutcome, ReloadTrigger, WatchHandle,
+};
 
 /// Why the service could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +90,10 @@ impl RunningServer {
 /// 503, `/health/ready` fails) and the watcher activates the workspace once it is fixed.
 pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServer, ServeError> {
     let addr = listener.local_addr()?;
-    let store = Arc::new(PolicyStore::new(config.workspace.dir.clone(), Vec::new()));
+    // INVARIANT: the AuthZEN index hook is the last activation hook (see `IndexHook`).
+    let authzen_index = Arc::new(IndexHook::default());
+    let hooks: Vec<Arc<dyn ActivationHook>> = vec![authzen_index.clone()];
+    let store = Arc::new(PolicyStore::new(config.workspace.dir.clone(), hooks));
     if let ReloadOutcome::Failed { diagnostics, .. } = store.reload(ReloadTrigger::Startup).await {
         tracing::error!(
             errors = diagnostics.len(),
@@ -103,8 +109,15 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
     } else {
         None
     };
-    let state =
-        AppState { store, limits: config.limits, started_at: time::OffsetDateTime::now_utc() };
+    // The listener serves plain HTTP; `[authzen] base_url` names the URL PEPs really use.
+    let base_url = config.authzen.effective_base_url("http", addr);
+    let authzen = Arc::new(AuthzenState::new(&config.authzen, base_url, authzen_index));
+    let state = AppState {
+        store,
+        limits: config.limits,
+        started_at: time::OffsetDateTime::now_utc(),
+        authzen,
+    };
     let app = router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let join = tokio::spawn(async move {

@@ -19,9 +19,10 @@ use crate::identity::Caller;
 use crate::policy::Snapshot;
 
 /// The answer to one decision request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DecisionResponse {
     /// `allow` or `deny`.
+    #[schema(value_type = super::openapi::DecisionDoc)]
     pub decision: Decision,
     /// Time-ordered unique id (UUIDv7) of this decision.
     pub decision_id: String,
@@ -30,6 +31,7 @@ pub struct DecisionResponse {
     /// Ids of the determining policies.
     pub reasons: Vec<String>,
     /// Policies that raised errors (non-empty means the request was denied for safety).
+    #[schema(value_type = Vec<super::openapi::EvaluationErrorDoc>)]
     pub errors: Vec<EvaluationError>,
     /// Obligations of the determining policies, which the caller must carry out.
     pub obligations: Vec<String>,
@@ -65,6 +67,16 @@ pub enum DecisionSource {
         /// Position in the batch.
         index: usize,
     },
+    /// An AuthZEN endpoint, with the PEP's `X-Request-ID` (generated when absent).
+    Authzen {
+        /// Which AuthZEN API.
+        api: super::authzen::AuthzenApi,
+        /// The `X-Request-ID` of the HTTP request.
+        request_id: String,
+        /// Position in an evaluations batch, or of the candidate in a search.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        index: Option<usize>,
+    },
 }
 
 /// Evaluates one request for an endpoint.
@@ -90,6 +102,20 @@ pub async fn evaluate(
     Ok(DecisionResponse::from_outcome(decision_id, snapshot, outcome))
 }
 
+/// Decides one request.
+#[utoipa::path(
+    post,
+    path = "/v1/decide",
+    tag = "decide",
+    request_body = super::openapi::DecisionRequestDoc,
+    responses(
+        (status = 200, description = "The decision (a deny is a 200 too)", body = DecisionResponse),
+        (status = 400, description = "Not a valid request for the active schema", body = super::ErrorEnvelope),
+        (status = 413, description = "Body over `limits.max_body_bytes`", body = super::ErrorEnvelope),
+        (status = 415, description = "Not `application/json`", body = super::ErrorEnvelope),
+        (status = 503, description = "No valid policy set is active", body = super::ErrorEnvelope),
+    )
+)]
 pub(super) async fn decide_one(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
@@ -104,26 +130,56 @@ pub(super) async fn decide_one(
 }
 
 /// `{"requests": [ … ]}`; items stay raw JSON so one malformed item fails alone.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(super) struct BatchRequest {
+    /// Decision requests, answered in order.
+    #[schema(value_type = Vec<super::openapi::DecisionRequestDoc>)]
     requests: Vec<Value>,
 }
 
 /// `{"results": [ … ]}` in request order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct BatchResponse {
+    /// One result per request, in order.
     results: Vec<BatchItem>,
 }
 
 /// One batch result: a decision, or an error that still carries `decision: "deny"` so that a
 /// caller reading only `decision` fails closed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum BatchItem {
+    /// The item was decided.
     Decided(DecisionResponse),
-    Failed { decision: Decision, decision_id: String, policy_version: String, error: Value },
+    /// The item was not a valid request: denied, with the error.
+    Failed {
+        /// Always `deny`.
+        #[schema(value_type = super::openapi::DecisionDoc)]
+        decision: Decision,
+        /// An id for this answer.
+        decision_id: String,
+        /// The active version.
+        policy_version: String,
+        /// `{code, message, field, status}`.
+        #[schema(value_type = Object)]
+        error: Value,
+    },
 }
 
+/// Decides several requests against one policy version.
+#[utoipa::path(
+    post,
+    path = "/v1/decide/batch",
+    tag = "decide",
+    request_body = BatchRequest,
+    responses(
+        (status = 200, description = "Results in request order; a bad item is answered in place", body = BatchResponse),
+        (status = 400, description = "Not a batch, or over `limits.max_batch`", body = super::ErrorEnvelope),
+        (status = 413, description = "Body over `limits.max_body_bytes`", body = super::ErrorEnvelope),
+        (status = 415, description = "Not `application/json`", body = super::ErrorEnvelope),
+        (status = 503, description = "No valid policy set is active", body = super::ErrorEnvelope),
+    )
+)]
 pub(super) async fn decide_batch(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,

@@ -1,29 +1,40 @@
 //! The HTTP API: routes, shared state, and the per-request tracing span.
 //!
 //! Handlers are thin: they extract and check input, call [`crate::decide`], and shape the
-//! answer. The router is built by [`router`] so tests can drive it without a socket.
+//! answer. The router is built by [`router`] so tests can drive it without a socket. Every
+//! route is registered in [`api`] through utoipa-axum, which builds the OpenAPI document
+//! (`GET /openapi.json`) from the same registrations.
 
+pub mod authzen;
 mod decide;
 mod error;
 mod json;
+mod openapi;
 mod ops;
 
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath};
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderValue, Request, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::policy::PolicyStore;
 
 pub use decide::{evaluate, new_decision_id, DecisionResponse, DecisionSource};
 pub use error::ApiError;
 pub use json::JsonBody;
+pub(crate) use openapi::ErrorEnvelope;
+pub use openapi::ROUTES;
 
 /// Parses a decision request from JSON bytes as the API does (same errors, same field paths).
 pub fn parse_request_json(bytes: &[u8]) -> Result<crate::decide::DecisionRequest, ApiError> {
@@ -55,20 +66,37 @@ pub struct AppState {
     pub limits: Limits,
     /// When the service started.
     pub started_at: time::OffsetDateTime,
+    /// The AuthZEN endpoints' configuration and per-snapshot index.
+    pub authzen: Arc<authzen::AuthzenState>,
+}
+
+/// Every route with its documentation. INVARIANT: routes are added only here, only with
+/// `routes!` (never axum's `.route(`), so the OpenAPI document lists exactly what is routed.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(decide::decide_one))
+        .routes(routes!(decide::decide_batch))
+        .routes(routes!(ops::status))
+        .routes(routes!(ops::reload))
+        .routes(routes!(ops::live))
+        .routes(routes!(ops::ready))
+        .routes(routes!(openapi::openapi_json))
+        .merge(authzen::routes())
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
 }
 
 /// Builds the API router.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
-    Router::new()
-        .route("/v1/decide", post(decide::decide_one))
-        .route("/v1/decide/batch", post(decide::decide_batch))
-        .route("/v1/status", get(ops::status))
-        .route("/v1/admin/reload", post(ops::reload))
-        .route("/health/live", get(ops::live))
-        .route("/health/ready", get(ops::ready))
+    let (routes, doc) = api().split_for_parts();
+    routes
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(Extension(openapi::Document::new(&doc)))
         .layer(DefaultBodyLimit::max(body_limit))
         // A panic is a bug, never an answer to input: log it and answer a generic 500 rather
         // than dropping the connection.
@@ -83,7 +111,21 @@ pub fn router(state: AppState) -> Router {
                 .on_request(())
                 .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
         )
+        // Outermost: every answer, errors included, carries the request's `X-Request-ID`
+        // (a new UUIDv7 when the client sent none), as AuthZEN requires.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(NewRequestId))
         .with_state(state)
+}
+
+/// Generates `X-Request-ID`s: UUIDv7, so they sort by time like decision ids.
+#[derive(Debug, Clone, Copy)]
+struct NewRequestId;
+
+impl MakeRequestId for NewRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()).ok().map(RequestId::new)
+    }
 }
 
 /// One span per HTTP request; handlers fill in `decision_id` (and `caller`, once callers are
@@ -91,10 +133,12 @@ pub fn router(state: AppState) -> Router {
 fn request_span<B>(req: &Request<B>) -> tracing::Span {
     let path =
         req.extensions().get::<MatchedPath>().map_or_else(|| req.uri().path(), MatchedPath::as_str);
+    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok());
     tracing::info_span!(
         "request",
         method = %req.method(),
         path = %path,
+        request_id = request_id.unwrap_or_default(),
         decision_id = tracing::field::Empty,
         caller = tracing::field::Empty,
     )

@@ -11,11 +11,18 @@ use super::error::ApiError;
 use super::AppState;
 use crate::policy::{ReloadOutcome, ReloadTrigger, StoreStatus};
 
+/// 200 while the process runs.
+#[utoipa::path(get, path = "/health/live", tag = "ops",
+    responses((status = 200, description = "Alive", body = super::openapi::HealthDoc)))]
 pub(super) async fn live() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// Ready only while a valid policy set is active.
+#[utoipa::path(get, path = "/health/ready", tag = "ops", responses(
+    (status = 200, description = "A valid policy set is active", body = super::openapi::HealthDoc),
+    (status = 503, description = "No valid policy set is active", body = super::openapi::HealthDoc),
+))]
 pub(super) async fn ready(State(state): State<AppState>) -> Response {
     match state.store.current() {
         Some(s) => Json(json!({"status": "ready", "policy_version": s.version()})).into_response(),
@@ -37,6 +44,9 @@ pub(super) struct Status {
     policy: StoreStatus,
 }
 
+/// The active version, counts and the last reload error.
+#[utoipa::path(get, path = "/v1/status", tag = "ops",
+    responses((status = 200, description = "Service and policy status", body = super::openapi::StatusDoc)))]
 pub(super) async fn status(State(state): State<AppState>) -> Json<Status> {
     Json(Status {
         service: "medpdp",
@@ -48,6 +58,10 @@ pub(super) async fn status(State(state): State<AppState>) -> Json<Status> {
 
 /// Reloads the workspace now. 200 when activated or unchanged, 422 with every diagnostic when
 /// the files are invalid (the previous version stays active).
+#[utoipa::path(post, path = "/v1/admin/reload", tag = "ops", responses(
+    (status = 200, description = "`activated` or `unchanged`", body = super::openapi::ReloadDoc),
+    (status = 422, description = "The workspace is invalid; `details.diagnostics` lists every problem", body = super::ErrorEnvelope),
+))]
 pub(super) async fn reload(State(state): State<AppState>) -> Response {
     let outcome = state.store.reload(ReloadTrigger::Admin).await;
     match &outcome {

@@ -10,8 +10,11 @@
 )]
 
 mod api;
+mod authzen;
+mod authzen_search;
 mod cli;
 mod common;
+mod openapi;
 mod policy_pack;
 mod readme;
 mod reload;
