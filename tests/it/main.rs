@@ -11,6 +11,7 @@
 
 mod api;
 mod authzen;
+mod authzen_batch;
 mod authzen_search;
 mod cli;
 mod common;

@@ -37,6 +37,9 @@ pub(crate) struct Tuple {
     pub(crate) context: Option<Map<String, Value>>,
 }
 
+/// An entity, the properties the request gives it, and the request field they came from.
+pub(crate) type PropertiesOf<'a> = (&'a EntityUid, Option<&'a Map<String, Value>>, &'a str);
+
 /// Maps against one snapshot and its index.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Mapper<'a> {
@@ -146,7 +149,7 @@ impl Mapper<'_> {
     /// Request-scoped entities for the entities given properties (`None` when there are none).
     pub(crate) fn request_entities(
         &self,
-        sides: &[(&EntityUid, Option<&Map<String, Value>>, &str)],
+        sides: &[PropertiesOf<'_>],
         prefix: &str,
     ) -> Result<Option<Vec<Value>>, ApiError> {
         let mut overlays: Vec<(&EntityUid, Map<String, Value>, &str)> = Vec::new();

@@ -182,3 +182,30 @@ pub(super) async fn metadata(State(state): State<AppState>) -> impl IntoResponse
     // It changes only with the configuration.
     ([(header::CACHE_CONTROL, HeaderValue::from_static("max-age=3600"))], Json(doc))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::DecisionSource;
+
+    #[test]
+    fn decisions_are_recorded_with_the_api_and_request_id() {
+        let source = DecisionSource::Authzen {
+            api: AuthzenApi::Evaluations,
+            request_id: "bfe9eb29".into(),
+            index: Some(2),
+        };
+        assert_eq!(
+            serde_json::to_value(&source).unwrap(),
+            serde_json::json!({
+                "endpoint": "authzen", "api": "evaluations", "request_id": "bfe9eb29", "index": 2
+            })
+        );
+        let single = DecisionSource::Authzen {
+            api: AuthzenApi::Evaluation,
+            request_id: "r".into(),
+            index: None,
+        };
+        assert!(serde_json::to_value(&single).unwrap().get("index").is_none());
+    }
+}
