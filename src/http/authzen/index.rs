@@ -21,9 +21,14 @@ use crate::policy::{ActivationHook, FileKind, Snapshot, SourceFile};
 /// may still hold that snapshot) and one spare.
 const KEEP: usize = 3;
 
-/// Entities (or actions) in a stable order: `(key, uid)` sorted by `key`, the uid's Cedar
-/// string form. Search pages continue after a key, so a page token survives reloads.
-pub(crate) type Candidates = Vec<(String, EntityUid)>;
+/// Entities (or actions) in a stable order: sorted by [`sort_key`]. Search pages continue after
+/// a key, so a page token keeps its meaning across reloads.
+pub(crate) type Candidates = Vec<EntityUid>;
+
+/// The order of candidates: the uid's Cedar string form.
+pub(crate) fn sort_key(uid: &EntityUid) -> String {
+    uid.to_string()
+}
 
 /// What the AuthZEN endpoints know about one snapshot.
 #[derive(Debug)]
@@ -59,33 +64,33 @@ impl SnapshotIndex {
         let mut by_type: HashMap<EntityTypeName, Candidates> = HashMap::new();
         for entity in snapshot.entities().iter() {
             let uid = entity.uid();
-            by_type.entry(uid.type_name().clone()).or_default().push((uid.to_string(), uid));
+            by_type.entry(uid.type_name().clone()).or_default().push(uid);
         }
         for list in by_type.values_mut() {
-            list.sort_by(|a, b| a.0.cmp(&b.0));
+            list.sort_by_cached_key(sort_key);
         }
         let mut actions: Candidates = match snapshot.schema() {
-            Some(schema) => schema.actions().map(|a| (a.to_string(), a.clone())).collect(),
+            Some(schema) => schema.actions().cloned().collect(),
             // Without a schema the actions that can matter are those policies name.
             None => snapshot
                 .literal_uids
                 .iter()
                 .filter(|u| u.type_name().basename() == "Action")
-                .map(|a| (a.to_string(), a.clone()))
+                .cloned()
                 .collect(),
         };
-        actions.sort_by(|a, b| a.0.cmp(&b.0));
-        actions.dedup_by(|a, b| a.0 == b.0);
+        actions.sort_by_cached_key(sort_key);
+        actions.dedup();
         Self { version: snapshot.version().to_owned(), shapes, by_type, actions }
     }
 
     /// The stored entities of a type, sorted by key (empty for a type with none).
-    pub(crate) fn entities_of(&self, ty: &EntityTypeName) -> &[(String, EntityUid)] {
+    pub(crate) fn entities_of(&self, ty: &EntityTypeName) -> &[EntityUid] {
         self.by_type.get(ty).map_or(&[], Vec::as_slice)
     }
 
     /// Every action the schema declares (or, without a schema, every action policies name).
-    pub(crate) fn actions(&self) -> &[(String, EntityUid)] {
+    pub(crate) fn actions(&self) -> &[EntityUid] {
         &self.actions
     }
 

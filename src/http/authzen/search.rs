@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::index::sort_key;
 use super::mapping::{action_name, Mapper};
 use super::model::{Action, AuthzenBody, Entity};
 use super::{parse, AuthzenApi, RequestIdOf};
@@ -181,6 +182,7 @@ pub(super) async fn search_subject(
         let resource = m.entity_uid(&req.resource.ty, &req.resource.id, "", "resource")?;
         let action = m.action_uid(&req.action.name, "")?;
         let searched = m.type_name(&req.subject.ty, "", "subject")?;
+        // The searched side is a placeholder, replaced by each candidate.
         let template = DecisionRequest {
             principal: EntityRef(resource.clone()),
             action: EntityRef(action.clone()),
@@ -237,6 +239,7 @@ pub(super) async fn search_resource(
         let subject = m.entity_uid(&req.subject.ty, &req.subject.id, "", "subject")?;
         let action = m.action_uid(&req.action.name, "")?;
         let searched = m.type_name(&req.resource.ty, "", "resource")?;
+        // The searched side is a placeholder, replaced by each candidate.
         let template = DecisionRequest {
             principal: EntityRef(subject.clone()),
             action: EntityRef(action.clone()),
@@ -291,6 +294,7 @@ pub(super) async fn search_action(
     let run = |m: Mapper<'_>| -> Result<_, ApiError> {
         let subject = m.entity_uid(&req.subject.ty, &req.subject.id, "", "subject")?;
         let resource = m.entity_uid(&req.resource.ty, &req.resource.id, "", "resource")?;
+        // The searched side is a placeholder, replaced by each candidate.
         let template = DecisionRequest {
             principal: EntityRef(subject.clone()),
             action: EntityRef(subject.clone()),
@@ -329,7 +333,7 @@ async fn run_search<F>(
     prepare: F,
 ) -> Result<(Vec<EntityUid>, PageResponse), ApiError>
 where
-    F: FnOnce(Mapper<'_>) -> Result<(Search, Vec<(String, EntityUid)>), ApiError>,
+    F: FnOnce(Mapper<'_>) -> Result<(Search, Vec<EntityUid>), ApiError>,
 {
     let limit = match page.and_then(|p| p.limit) {
         None => DEFAULT_LIMIT,
@@ -347,13 +351,12 @@ where
     let index = state.authzen.index_for(&snapshot)?;
     let mapper = Mapper { namespace: &state.authzen.namespace, snapshot: &snapshot, index: &index };
     let (search, candidates) = prepare(mapper)?;
-    let start =
-        after.map_or(0, |key| candidates.partition_point(|(k, _)| k.as_str() <= key.as_str()));
+    let start = after.map_or(0, |key| candidates.partition_point(|u| sort_key(u) <= key));
     let caller = caller.map(|Extension(c)| c);
     let scan_limit = state.authzen.search_scan_limit;
     let mut found = Vec::new();
     let mut next = start;
-    for (i, (_, uid)) in candidates.iter().enumerate().skip(start) {
+    for (i, uid) in candidates.iter().enumerate().skip(start) {
         if found.len() == limit || i - start == scan_limit {
             break;
         }
@@ -403,7 +406,7 @@ where
         }
     }
     let next_token = match candidates.get(next.wrapping_sub(1)) {
-        Some((key, _)) if next < candidates.len() => encode_token(key, fingerprint),
+        Some(last) if next < candidates.len() => encode_token(&sort_key(last), fingerprint),
         _ => String::new(),
     };
     let count = found.len();
