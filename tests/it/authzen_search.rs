@@ -317,3 +317,67 @@ async fn pages_are_bounded_and_tokens_belong_to_their_request() {
     assert_eq!((s, out["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("page.limit")));
     t.stop().await;
 }
+
+#[tokio::test]
+async fn searches_follow_reloads_and_tokens_survive_them() {
+    let t = cert().await;
+    let query = json!({"subject": {"type": "user"}, "action": {"name": "read"},
+                       "resource": {"type": "record", "id": "record-1"}, "page": {"limit": 2}});
+    let (_, first) = t.post(SUBJECT, &query).await;
+    let before = ids(first["results"].as_array().unwrap());
+    let token = first["page"]["next_token"].as_str().unwrap().to_owned();
+    // A new staff member who sorts first, and one who sorts last.
+    t.write(
+        "entities/new.json",
+        r#"[{"uid": {"type": "Cert::user", "id": "aaron"}, "attrs": {}, "parents": [{"type": "Cert::Team", "id": "staff"}]},
+            {"uid": {"type": "Cert::user", "id": "zoe"}, "attrs": {}, "parents": [{"type": "Cert::Team", "id": "staff"}]}]"#,
+    );
+    let (s, out) = t.post("/v1/admin/reload", &json!({})).await;
+    assert_eq!((s, &out["outcome"]), (StatusCode::OK, &json!("activated")), "{out}");
+    let all = ids(&search_all(&t, SUBJECT, &query, 2).await);
+    assert!(all.contains("aaron") && all.contains("zoe"), "{all:?}");
+    // The old token continues after the last entity it returned: nothing before it again.
+    let mut rest = query.clone();
+    rest["page"]["token"] = json!(token);
+    let (s, next) = t.post(SUBJECT, &rest).await;
+    assert_eq!(s, StatusCode::OK, "{next}");
+    let next_ids = ids(next["results"].as_array().unwrap());
+    assert!(next_ids.is_disjoint(&before) && !next_ids.contains("aaron"), "{next}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn workspaces_without_a_schema_take_properties_and_context_as_given() {
+    let t = TestServer::start_files(
+        &[
+            ("p.cedar", "@id(\"clearance\")\npermit (principal, action == Action::\"view\", resource)\nwhen { principal.level > context.min };\n@id(\"any\")\npermit (principal, action == Action::\"list\", resource);"),
+            ("entities.json", r#"[{"uid": {"type": "User", "id": "a"}, "attrs": {"level": 1}, "parents": []}]"#),
+        ],
+        |c| c.authzen.namespace = String::new(),
+    )
+    .await;
+    let ask = |level: Option<i64>| {
+        let mut subject = json!({"type": "User", "id": "a"});
+        if let Some(l) = level {
+            subject["properties"] = json!({"level": l});
+        }
+        json!({"subject": subject, "action": {"name": "view"}, "resource": {"type": "Doc", "id": "d"},
+               "context": {"min": 2}})
+    };
+    assert!(!crate::authzen::decide(&t, ask(None)).await);
+    assert!(crate::authzen::decide(&t, ask(Some(3))).await);
+    // Action search: the actions the policies name.
+    let (_, out) = t
+        .post(
+            ACTION,
+            &json!({"subject": {"type": "User", "id": "a", "properties": {"level": 3}},
+        "resource": {"type": "Doc", "id": "d"}, "context": {"min": 2}}),
+        )
+        .await;
+    assert_eq!(
+        names(out["results"].as_array().unwrap()),
+        ["list".into(), "view".into()].into(),
+        "{out}"
+    );
+    t.stop().await;
+}
