@@ -12,6 +12,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit::AuditConfig;
 use crate::http::Limits;
 
 /// The whole configuration.
@@ -28,6 +29,10 @@ pub struct Config {
     pub log: LogConfig,
     /// The OpenID AuthZEN Authorization API.
     pub authzen: AuthzenConfig,
+    /// Where state lives (decision log, keys, versions archive).
+    pub data: DataConfig,
+    /// The decision log.
+    pub audit: AuditConfig,
 }
 
 /// The AuthZEN endpoints (`/access/v1/...`) and how their requests map to Cedar.
@@ -100,6 +105,20 @@ fn check_base_url(url: &str) -> Result<(), String> {
         return Err(format!("`{url}` must not have a query or fragment"));
     }
     Ok(())
+}
+
+/// `[data]`: the data directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// The directory (created if missing): `audit/`, `keys/`, `versions/`.
+    pub dir: PathBuf,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("data") }
+    }
 }
 
 /// Listener settings.
@@ -231,6 +250,15 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(ConfigError::Invalid { key: "log.filter", message: e.to_string() });
         }
+        if let Err((key, message)) = self.audit.validate() {
+            return Err(ConfigError::Invalid { key, message });
+        }
+        if self.data.dir.exists() && !self.data.dir.is_dir() {
+            return Err(ConfigError::Invalid {
+                key: "data.dir",
+                message: format!("`{}` is not a directory", self.data.dir.display()),
+            });
+        }
         if !self.workspace.dir.is_dir() {
             return Err(ConfigError::Invalid {
                 key: "workspace.dir",
@@ -263,6 +291,19 @@ mod tests {
     }
 
     #[test]
+    fn audit_and_data_sections_parse() {
+        let c = Config::from_toml(
+            "[data]\ndir = \"/var/lib/medpdp\"\n[audit]\ndurability = \"async\"\nmask = [\"/context/patient\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.data.dir, PathBuf::from("/var/lib/medpdp"));
+        assert_eq!(c.audit.durability, crate::audit::Durability::Async);
+        assert_eq!(c.audit.mask, vec!["/context/patient".to_owned()]);
+        assert!(c.audit.enabled, "the log is on unless turned off");
+        assert!(Config::from_toml("[audit]\nmode = \"sync\"\n").unwrap_err().contains("mode"));
+    }
+
+    #[test]
     fn sections_override_defaults() {
         let c = Config::from_toml("[limits]\nmax_batch = 7\n[log]\nformat = \"json\"\n").unwrap();
         assert_eq!(c.limits.max_batch, 7);
@@ -283,6 +324,12 @@ mod tests {
         c.server.listen = "127.0.0.1:1".parse().unwrap();
         c.log.filter = "medpdp=notalevel".into();
         assert!(c.validate().unwrap_err().to_string().contains("log.filter"));
+        c.log.filter = "info".into();
+        c.audit.mask = vec!["/principal".into()];
+        assert!(c.validate().unwrap_err().to_string().contains("audit.mask"));
+        c.audit.mask = vec![];
+        c.audit.checkpoint_every = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("audit.checkpoint_every"));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`http`]: the JSON API (axum).
 //! - [`identity`]: who is calling, from a verified client certificate.
 //! - [`policytest`]: policy test cases as data, run with coverage (`medpdp test`).
+//! - [`audit`]: the tamper-evident decision log, the versions archive, verify and replay.
 //! - [`server`]: wiring the pieces into a running service.
 //! - [`config`]: configuration from file, environment and flags.
 //! - [`cli`]: the `medpdp` command line.
@@ -14,6 +15,7 @@
 //! `ARCHITECTURE.md` at the repository root has the code map and the invariants.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod decide;

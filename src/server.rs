@@ -12,6 +12,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::audit::archive::{ArchiveHook, VersionArchive};
+use crate::audit::{AuditLog, DataLayout};
 use crate::config::Config;
 use crate::http::authzen::{AuthzenState, IndexHook};
 use crate::http::{router, AppState};
@@ -41,6 +43,9 @@ pub enum ServeError {
         /// The watcher error.
         source: notify::Error,
     },
+    /// The decision log or the versions archive could not be opened.
+    #[error("decision log: {0}")]
+    Audit(#[from] crate::audit::AuditError),
     /// The server stopped with an I/O error.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
@@ -73,13 +78,28 @@ impl RunningServer {
             let _ = tx.send(());
         }
         match tokio::time::timeout(grace, &mut self.join).await {
-            Ok(Ok(result)) => Ok(result?),
-            Ok(Err(join)) => Err(ServeError::Io(std::io::Error::other(join))),
+            Ok(Ok(result)) => {
+                self.close_audit().await;
+                Ok(result?)
+            }
+            Ok(Err(join)) => {
+                self.close_audit().await;
+                Err(ServeError::Io(std::io::Error::other(join)))
+            }
             Err(_) => {
                 tracing::warn!(?grace, "in-flight requests did not finish in time; closing");
                 self.join.abort();
+                self.close_audit().await;
                 Ok(())
             }
+        }
+    }
+
+    /// The decision log closes last: every answered decision is already durable (`sync`) or
+    /// queued (`async`); closing flushes the queue and signs a final checkpoint.
+    async fn close_audit(&self) {
+        if let Some(log) = &self.state.audit {
+            log.close().await;
         }
     }
 }
@@ -92,7 +112,9 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
     let addr = listener.local_addr()?;
     // INVARIANT: the AuthZEN index hook is the last activation hook (see `IndexHook`).
     let authzen_index = Arc::new(IndexHook::default());
-    let hooks: Vec<Arc<dyn ActivationHook>> = vec![authzen_index.clone()];
+    // The versions archive comes first: nothing is indexed for a version it refused.
+    let (audit, mut hooks) = open_audit(config)?;
+    hooks.push(authzen_index.clone());
     let store = Arc::new(PolicyStore::new(config.workspace.dir.clone(), hooks));
     if let ReloadOutcome::Failed { diagnostics, .. } = store.reload(ReloadTrigger::Startup).await {
         tracing::error!(
@@ -117,6 +139,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         limits: config.limits,
         started_at: time::OffsetDateTime::now_utc(),
         authzen,
+        audit,
     };
     let app = router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
@@ -128,6 +151,23 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
             .await
     });
     Ok(RunningServer { addr, state, shutdown: Some(tx), join, _watch: watch_handle })
+}
+
+/// The decision log (when enabled) and the activation hooks of the policy store.
+type AuditParts = (Option<Arc<AuditLog>>, Vec<Arc<dyn ActivationHook>>);
+
+/// Opens the decision log (unless disabled) and the versions archive hook that every
+/// activation passes through.
+fn open_audit(config: &Config) -> Result<AuditParts, ServeError> {
+    let layout = DataLayout::new(&config.data.dir);
+    let audit = if config.audit.enabled {
+        Some(AuditLog::open(&layout, &config.audit)?)
+    } else {
+        tracing::warn!("the decision log is disabled (audit.enabled = false)");
+        None
+    };
+    let hook = ArchiveHook::new(VersionArchive::new(layout.archive_dir()), audit.clone());
+    Ok((audit, vec![Arc::new(hook)]))
 }
 
 /// Binds the configured address and serves until SIGINT or SIGTERM; SIGHUP reloads.

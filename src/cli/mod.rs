@@ -4,6 +4,7 @@
 //! only place that prints to standard output and the only place `anyhow` is used.
 #![allow(clippy::print_stdout, reason = "the CLI prints its results")]
 
+mod audit;
 mod check;
 mod decide;
 mod serve;
@@ -34,6 +35,8 @@ pub enum Command {
     Decide(decide::DecideArgs),
     /// Run policy test cases (`policies/tests/*.json`) and report failures and coverage.
     Test(test::TestArgs),
+    /// Verify, replay and query the decision log; export its public key.
+    Audit(audit::AuditArgs),
 }
 
 /// Process exit codes. Allow and every success are 0; a deny is 2 (as in the Cedar CLI) so
@@ -50,6 +53,8 @@ pub enum ExitStatus {
     InvalidWorkspace,
     /// `test`: a case failed (or coverage fell short of what was required).
     TestsFailed,
+    /// `audit verify` found tampering, or `audit replay` did not reproduce every decision.
+    AuditFailed,
     /// Command-line usage error.
     Usage,
 }
@@ -62,6 +67,7 @@ impl From<ExitStatus> for ExitCode {
             ExitStatus::Deny => 2,
             ExitStatus::InvalidWorkspace => 3,
             ExitStatus::TestsFailed => 4,
+            ExitStatus::AuditFailed => 5,
             ExitStatus::Usage => 64,
         })
     }
@@ -81,6 +87,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Decide(args) => decide::run(args),
         Command::Test(args) => test::run(args),
+        Command::Audit(args) => audit::run(args),
     };
     status.into()
 }

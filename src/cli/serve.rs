@@ -18,6 +18,15 @@ pub struct ServeArgs {
     /// Address of the API listener [default: 127.0.0.1:8443].
     #[arg(long, env = "MEDPDP_LISTEN")]
     listen: Option<SocketAddr>,
+    /// The data directory: decision log, keys, versions archive [default: data].
+    #[arg(long, env = "MEDPDP_DATA")]
+    data: Option<PathBuf>,
+    /// Decision-log durability [default: sync].
+    #[arg(long, env = "MEDPDP_AUDIT_DURABILITY", value_enum)]
+    audit_durability: Option<crate::audit::Durability>,
+    /// Do not record decisions (development and benchmarks only).
+    #[arg(long)]
+    no_audit: bool,
     /// A TOML configuration file.
     #[arg(long, short, env = "MEDPDP_CONFIG")]
     config: Option<PathBuf>,
@@ -50,6 +59,15 @@ impl ServeArgs {
         }
         if let Some(l) = &self.log {
             config.log.filter = l.clone();
+        }
+        if let Some(d) = &self.data {
+            config.data.dir = d.clone();
+        }
+        if let Some(d) = self.audit_durability {
+            config.audit.durability = d;
+        }
+        if self.no_audit {
+            config.audit.enabled = false;
         }
         if self.no_watch {
             config.workspace.watch = false;

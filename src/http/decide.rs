@@ -2,9 +2,11 @@
 //!
 //! Both take the active snapshot once per HTTP request (a batch is decided entirely by one
 //! policy version) and evaluate inline: a decision is tens of microseconds of CPU, less than a
-//! hop to a blocking pool would cost.
+//! hop to a blocking pool would cost. Every decision is handed to the decision log in
+//! [`evaluate`]; a batch queues all its records first and then waits for durability once.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::State;
 use axum::{Extension, Json};
@@ -14,6 +16,7 @@ use serde_json::Value;
 use super::error::ApiError;
 use super::json::JsonBody;
 use super::AppState;
+use crate::audit::{DecisionEntry, LoggedRequest, Receipt};
 use crate::decide::{decide, Decision, DecisionRequest, EvaluationError, Outcome, RequestError};
 use crate::identity::Caller;
 use crate::policy::Snapshot;
@@ -79,18 +82,79 @@ pub enum DecisionSource {
     },
 }
 
-/// Evaluates one request for an endpoint.
+/// Why [`evaluate`] gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum EvaluateError {
+    /// The request cannot be evaluated (400; not a decision, so not recorded).
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The decision could not be recorded (503: no answer without a record).
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+}
+
+impl From<EvaluateError> for ApiError {
+    fn from(e: EvaluateError) -> Self {
+        match e {
+            EvaluateError::Request(e) => e.into(),
+            EvaluateError::Audit(e) => {
+                tracing::error!("decision not answered: {e}");
+                ApiError::audit_unavailable()
+            }
+        }
+    }
+}
+
+/// A decision that is evaluated and queued for the decision log, but not yet known durable.
+#[derive(Debug)]
+#[must_use = "call `durable` before answering"]
+pub struct Recorded {
+    response: DecisionResponse,
+    receipt: Option<Receipt>,
+}
+
+impl Recorded {
+    /// The answer (known before it is durable; do not send it before [`Recorded::durable`]).
+    pub fn response(&self) -> &DecisionResponse {
+        &self.response
+    }
+
+    /// Waits until the record is durable (per the log's durability mode) and gives the answer.
+    pub async fn durable(self) -> Result<DecisionResponse, EvaluateError> {
+        if let Some(r) = self.receipt {
+            r.durable().await?;
+        }
+        Ok(self.response)
+    }
+}
+
+/// Evaluates one request for an endpoint and records it; answers once the record is durable
+/// (in `sync` mode, or when the decision carries an `audit` obligation).
 ///
-/// INVARIANT: every endpoint that decides goes through here, so that every decision gets an id
-/// and is recorded the same way whichever API asked for it.
+/// INVARIANT: every endpoint that decides goes through here (or [`evaluate_deferred`]), so
+/// that every decision gets an id and is recorded the same way whichever API asked for it.
 pub async fn evaluate(
-    _state: &AppState,
+    state: &AppState,
     snapshot: &Arc<Snapshot>,
-    _caller: Option<&Caller>,
-    _source: &DecisionSource,
+    caller: Option<&Caller>,
+    source: &DecisionSource,
     req: &DecisionRequest,
-) -> Result<DecisionResponse, RequestError> {
+) -> Result<DecisionResponse, EvaluateError> {
+    evaluate_deferred(state, snapshot, caller, source, req).await?.durable().await
+}
+
+/// [`evaluate`] without waiting for durability: endpoints answering several decisions queue
+/// them all, then await each [`Recorded::durable`], so one group commit covers them.
+pub async fn evaluate_deferred(
+    state: &AppState,
+    snapshot: &Arc<Snapshot>,
+    caller: Option<&Caller>,
+    source: &DecisionSource,
+    req: &DecisionRequest,
+) -> Result<Recorded, EvaluateError> {
+    let started = Instant::now();
     let outcome = decide(snapshot, req)?;
+    let eval_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let decision_id = new_decision_id();
     tracing::debug!(
         %decision_id,
@@ -99,7 +163,71 @@ pub async fn evaluate(
         action = %req.action,
         "decided"
     );
-    Ok(DecisionResponse::from_outcome(decision_id, snapshot, outcome))
+    let receipt = match &state.audit {
+        Some(log) => {
+            let entry = DecisionEntry {
+                decision_id: &decision_id,
+                caller,
+                source,
+                snapshot,
+                request: LoggedRequest::Parsed(req),
+                outcome: Ok(&outcome),
+                eval_us,
+            };
+            // A decision that obliges an audit trail is durable before it is answered, in
+            // every durability mode.
+            let must_be_durable = outcome.obligations.iter().any(|o| o == "audit");
+            Some(log.submit_decision(&entry, must_be_durable).await?)
+        }
+        None => None,
+    };
+    Ok(Recorded {
+        response: DecisionResponse::from_outcome(decision_id, snapshot, outcome),
+        receipt,
+    })
+}
+
+/// Records a batch item that could not be evaluated: the caller receives a decision id and a
+/// deny for it, so it is logged like any decision.
+async fn record_failed_item(
+    state: &AppState,
+    snapshot: &Arc<Snapshot>,
+    caller: Option<&Caller>,
+    source: &DecisionSource,
+    request: LoggedRequest<'_>,
+    error: &Value,
+    decision_id: &str,
+) -> Result<Option<Receipt>, EvaluateError> {
+    let Some(log) = &state.audit else {
+        return Ok(None);
+    };
+    let entry = DecisionEntry {
+        decision_id,
+        caller,
+        source,
+        snapshot,
+        request,
+        outcome: Err(error),
+        eval_us: 0,
+    };
+    Ok(Some(log.submit_decision(&entry, false).await?))
+}
+
+/// Evaluates one raw batch item exactly as `POST /v1/decide/batch` does, without recording
+/// it (used by replay to reproduce items that failed).
+pub fn decide_batch_item(
+    snapshot: &Snapshot,
+    raw: Value,
+    index: usize,
+) -> Result<(DecisionRequest, Outcome), ApiError> {
+    let req = parse_item(&raw, index)?;
+    let outcome = decide(snapshot, &req).map_err(|e| item_error(e, index))?;
+    Ok((req, outcome))
+}
+
+fn item_error(e: RequestError, index: usize) -> ApiError {
+    let field = format!("requests[{index}].{}", e.field);
+    ApiError::from(e).with_field(field)
 }
 
 /// Decides one request.
@@ -199,32 +327,62 @@ pub(super) async fn decide_batch(
     // One snapshot for the whole batch: every item is decided by the same policy version.
     let snapshot = state.store.current().ok_or_else(ApiError::no_policy)?;
     let caller = caller.map(|Extension(c)| c);
-    let mut results = Vec::with_capacity(batch.requests.len());
+    let caller = caller.as_ref();
+    // Queue every item's record first, then wait once: one group commit covers the batch.
+    let mut pending = Vec::with_capacity(batch.requests.len());
     for (index, raw) in batch.requests.into_iter().enumerate() {
         let source = DecisionSource::Batch { index };
-        let item = match parse_item(raw, index) {
-            Ok(req) => {
-                evaluate(&state, &snapshot, caller.as_ref(), &source, &req).await.map_err(|e| {
-                    let field = format!("requests[{index}].{}", e.field);
-                    ApiError::from(e).with_field(field)
-                })
+        let req = match parse_item(&raw, index) {
+            Ok(req) => req,
+            Err(e) => {
+                let error = e.to_json();
+                let id = new_decision_id();
+                let r = LoggedRequest::Raw(&raw);
+                let receipt =
+                    record_failed_item(&state, &snapshot, caller, &source, r, &error, &id).await?;
+                pending.push(Pending::Failed(id, error, receipt));
+                continue;
             }
-            Err(e) => Err(e),
         };
-        results.push(match item {
-            Ok(response) => BatchItem::Decided(response),
-            Err(e) => BatchItem::Failed {
-                decision: Decision::Deny,
-                decision_id: new_decision_id(),
-                policy_version: snapshot.version().to_owned(),
-                error: e.to_json(),
-            },
+        match evaluate_deferred(&state, &snapshot, caller, &source, &req).await {
+            Ok(recorded) => pending.push(Pending::Decided(recorded)),
+            Err(EvaluateError::Request(e)) => {
+                let error = item_error(e, index).to_json();
+                let id = new_decision_id();
+                let r = LoggedRequest::Parsed(&req);
+                let receipt =
+                    record_failed_item(&state, &snapshot, caller, &source, r, &error, &id).await?;
+                pending.push(Pending::Failed(id, error, receipt));
+            }
+            Err(e @ EvaluateError::Audit(_)) => return Err(e.into()),
+        }
+    }
+    let mut results = Vec::with_capacity(pending.len());
+    for p in pending {
+        results.push(match p {
+            Pending::Decided(recorded) => BatchItem::Decided(recorded.durable().await?),
+            Pending::Failed(decision_id, error, receipt) => {
+                if let Some(r) = receipt {
+                    r.durable().await.map_err(EvaluateError::from)?;
+                }
+                BatchItem::Failed {
+                    decision: Decision::Deny,
+                    decision_id,
+                    policy_version: snapshot.version().to_owned(),
+                    error,
+                }
+            }
         });
     }
     Ok(Json(BatchResponse { results }))
 }
 
-fn parse_item(raw: Value, index: usize) -> Result<DecisionRequest, ApiError> {
+enum Pending {
+    Decided(Recorded),
+    Failed(String, Value, Option<Receipt>),
+}
+
+fn parse_item(raw: &Value, index: usize) -> Result<DecisionRequest, ApiError> {
     serde_path_to_error::deserialize(raw).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();

@@ -64,6 +64,15 @@ impl ApiError {
         )
     }
 
+    /// 503: the decision could not be recorded, so it is not answered (fail closed).
+    pub fn audit_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            "the decision log cannot record decisions right now; retry later (see /v1/status)",
+        )
+    }
+
     /// 404 for unknown paths.
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")

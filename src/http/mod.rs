@@ -30,7 +30,10 @@ use utoipa_axum::routes;
 
 use crate::policy::PolicyStore;
 
-pub use decide::{evaluate, new_decision_id, DecisionResponse, DecisionSource};
+pub use decide::{
+    decide_batch_item, evaluate, evaluate_deferred, new_decision_id, DecisionResponse,
+    DecisionSource, EvaluateError, Recorded,
+};
 pub use error::ApiError;
 pub use json::JsonBody;
 pub(crate) use openapi::ErrorEnvelope;
@@ -68,6 +71,8 @@ pub struct AppState {
     pub started_at: time::OffsetDateTime,
     /// The AuthZEN endpoints' configuration and per-snapshot index.
     pub authzen: Arc<authzen::AuthzenState>,
+    /// The decision log (`None` only when `audit.enabled = false`).
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
 }
 
 /// Every route with its documentation. INVARIANT: routes are added only here, only with

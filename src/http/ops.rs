@@ -3,12 +3,15 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde::Serialize;
 use serde_json::json;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::audit::{AuditEvent, AuditStatus, EventKind};
+use crate::identity::Caller;
 use crate::policy::{ReloadOutcome, ReloadTrigger, StoreStatus};
 
 /// 200 while the process runs.
@@ -42,6 +45,8 @@ pub(super) struct Status {
     started_at: time::OffsetDateTime,
     #[serde(flatten)]
     policy: StoreStatus,
+    /// The decision log; `null` when disabled.
+    audit: Option<AuditStatus>,
 }
 
 /// The active version, counts and the last reload error.
@@ -53,6 +58,7 @@ pub(super) async fn status(State(state): State<AppState>) -> Json<Status> {
         version: env!("CARGO_PKG_VERSION"),
         started_at: state.started_at,
         policy: state.store.status(),
+        audit: state.audit.as_ref().map(|a| a.status()),
     })
 }
 
@@ -62,8 +68,19 @@ pub(super) async fn status(State(state): State<AppState>) -> Json<Status> {
     (status = 200, description = "`activated` or `unchanged`", body = super::openapi::ReloadDoc),
     (status = 422, description = "The workspace is invalid; `details.diagnostics` lists every problem", body = super::ErrorEnvelope),
 ))]
-pub(super) async fn reload(State(state): State<AppState>) -> Response {
+pub(super) async fn reload(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+) -> Response {
     let outcome = state.store.reload(ReloadTrigger::Admin).await;
+    if let Some(log) = &state.audit {
+        let details = serde_json::json!({"action": "reload", "result": &outcome});
+        let event = AuditEvent::new(EventKind::AdminAction, caller.map(|Extension(c)| c), details);
+        if let Err(e) = log.record_event(&event).await {
+            tracing::error!("admin reload not recorded: {e}");
+            return ApiError::audit_unavailable().into_response();
+        }
+    }
     match &outcome {
         ReloadOutcome::Failed { .. } => {
             let details = serde_json::to_value(&outcome).unwrap_or_default();

@@ -11,6 +11,7 @@ use crate::common::{attach, copy_dir, repo};
 pub(crate) fn medpdp() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_medpdp"));
     c.env_remove("MEDPDP_WORKSPACE").env_remove("MEDPDP_LISTEN").env_remove("MEDPDP_CONFIG");
+    c.env_remove("MEDPDP_DATA");
     c.env("NO_COLOR", "1");
     c
 }
@@ -128,22 +129,34 @@ fn usage_and_config_errors_exit_before_anything_starts() {
 pub(crate) struct ServeProcess {
     pub(crate) child: Child,
     pub(crate) base: String,
+    _data: Option<tempfile::TempDir>,
 }
 
 impl ServeProcess {
+    /// `medpdp serve` with a private data directory.
     pub(crate) fn spawn(workspace: &Path, extra: &[&str]) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut p = Self::spawn_with_data(workspace, data.path(), extra);
+        p._data = Some(data);
+        p
+    }
+
+    /// `medpdp serve` with the data directory `data` (kept by the caller).
+    pub(crate) fn spawn_with_data(workspace: &Path, data: &Path, extra: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = medpdp()
             .arg("serve")
             .arg("-w")
             .arg(workspace)
+            .arg("--data")
+            .arg(data)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let s = Self { child, base: format!("http://127.0.0.1:{port}") };
+        let s = Self { child, base: format!("http://127.0.0.1:{port}"), _data: None };
         s.wait_ready();
         s
     }

@@ -10,6 +10,9 @@
 )]
 
 mod api;
+mod audit;
+mod audit_crash;
+mod audit_tamper;
 mod authzen;
 mod authzen_batch;
 mod authzen_search;

@@ -13,7 +13,7 @@ use super::model::{
     EvaluationsRequest, EvaluationsResponse, EvaluationsSemantic,
 };
 use super::{parse, AuthzenApi, RequestIdOf};
-use crate::http::{evaluate, ApiError, AppState, DecisionSource, ErrorEnvelope};
+use crate::http::{evaluate, ApiError, AppState, DecisionSource, ErrorEnvelope, EvaluateError};
 use crate::identity::Caller;
 
 /// Decides one access request.
@@ -105,7 +105,10 @@ pub(super) async fn evaluations(
             Ok((t, req)) => {
                 match evaluate(&state, &snapshot, caller.as_ref(), &source, &req).await {
                     Ok(r) => EvaluationResponse::decided(r),
-                    Err(e) => EvaluationResponse::failed(&request_error(e, &prefix, &t)),
+                    Err(EvaluateError::Request(e)) => {
+                        EvaluationResponse::failed(&request_error(e, &prefix, &t))
+                    }
+                    Err(e @ EvaluateError::Audit(_)) => return Err(e.into()),
                 }
             }
             Err(e) => EvaluationResponse::failed(&e),
@@ -141,9 +144,10 @@ async fn single(
     let index = state.authzen.index_for(&snapshot)?;
     let mapper = Mapper { namespace: &state.authzen.namespace, snapshot: &snapshot, index: &index };
     let req = mapper.request(tuple, "")?;
-    let response = evaluate(state, &snapshot, caller, source, &req)
-        .await
-        .map_err(|e| request_error(e, "", tuple))?;
+    let response = evaluate(state, &snapshot, caller, source, &req).await.map_err(|e| match e {
+        EvaluateError::Request(e) => request_error(e, "", tuple),
+        e @ EvaluateError::Audit(_) => e.into(),
+    })?;
     tracing::Span::current().record("decision_id", response.decision_id.as_str());
     Ok(EvaluationResponse::decided(response))
 }

@@ -26,7 +26,9 @@ use super::mapping::{action_name, Mapper};
 use super::model::{Action, AuthzenBody, Entity};
 use super::{parse, AuthzenApi, RequestIdOf};
 use crate::decide::{Decision, DecisionRequest, EntityRef, RequestErrorCode};
-use crate::http::{evaluate, ApiError, AppState, DecisionSource, ErrorEnvelope};
+use crate::http::{
+    evaluate_deferred, ApiError, AppState, DecisionSource, ErrorEnvelope, EvaluateError,
+};
 use crate::identity::Caller;
 
 /// Results per page when the request does not say.
@@ -355,6 +357,7 @@ where
     let caller = caller.map(|Extension(c)| c);
     let scan_limit = state.authzen.search_scan_limit;
     let mut found = Vec::new();
+    let mut recorded = Vec::new();
     let mut next = start;
     for (i, uid) in candidates.iter().enumerate().skip(start) {
         if found.len() == limit || i - start == scan_limit {
@@ -375,10 +378,16 @@ where
             request_id: request_id.clone(),
             index: Some(i),
         };
-        match evaluate(state, &snapshot, caller.as_ref(), &source, &req).await {
-            Ok(r) if r.decision == Decision::Allow => found.push(uid.clone()),
-            Ok(_) => {}
-            Err(e) => match (search.side, e.code) {
+        // Every candidate's decision is recorded; their durability is awaited once, below.
+        match evaluate_deferred(state, &snapshot, caller.as_ref(), &source, &req).await {
+            Ok(r) => {
+                if r.response().decision == Decision::Allow {
+                    found.push(uid.clone());
+                }
+                recorded.push(r);
+            }
+            Err(e @ EvaluateError::Audit(_)) => return Err(e.into()),
+            Err(EvaluateError::Request(e)) => match (search.side, e.code) {
                 // What the model cannot ask (an undeclared type or action, or a type the action
                 // does not apply to) is never permitted. For subject and resource searches it
                 // is the same for every candidate: nothing can be found.
@@ -404,6 +413,9 @@ where
                 }
             },
         }
+    }
+    for r in recorded {
+        r.durable().await?;
     }
     let next_token = match candidates.get(next.wrapping_sub(1)) {
         Some(last) if next < candidates.len() => encode_token(&sort_key(last), fingerprint),

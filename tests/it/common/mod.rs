@@ -35,6 +35,8 @@ pub fn copy_dir(src: &Path, dst: &Path) {
 pub struct TestServer {
     pub server: Option<RunningServer>,
     pub workspace: TempDir,
+    /// The data directory (decision log, keys, versions archive).
+    pub data: TempDir,
     pub base: String,
     pub client: reqwest::Client,
 }
@@ -64,15 +66,17 @@ impl TestServer {
     }
 
     async fn start_in(workspace: TempDir, tweak: impl FnOnce(&mut Config)) -> Self {
+        let data = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.workspace.dir = workspace.path().to_owned();
         config.workspace.watch = false;
+        config.data.dir = data.path().to_owned();
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = start(&config, listener).await.unwrap();
         let base = format!("http://{}", server.addr());
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        Self { server: Some(server), workspace, base, client }
+        Self { server: Some(server), workspace, data, base, client }
     }
 
     /// Writes a file into the workspace.
@@ -124,10 +128,12 @@ impl TestServer {
         s["active"]["version"].as_str().map(str::to_owned)
     }
 
-    pub async fn stop(mut self) {
+    /// Shuts down gracefully; returns the data directory (the log is complete and closed).
+    pub async fn stop(mut self) -> TempDir {
         if let Some(s) = self.server.take() {
             s.shutdown(Duration::from_secs(5)).await.unwrap();
         }
+        self.data
     }
 }
 
