@@ -385,3 +385,45 @@ async fn masked_fields_are_hashed_listed_and_never_claimed_as_replayed() {
     );
     assert!(stdout.contains("20 not replayable (20 because of masked inputs)"), "{stdout}");
 }
+
+/// Reads every line of every segment of a data directory's decision log.
+fn log_text(data: &std::path::Path) -> String {
+    let dir = medpdp::audit::DataLayout::new(data).log_dir();
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default());
+    }
+    text
+}
+
+#[tokio::test]
+async fn an_audit_obligation_is_on_disk_before_the_answer_even_in_async_mode() {
+    let t = TestServer::start_fixture("tests/fixtures/med5g-mini", |c| {
+        c.audit.durability = medpdp::audit::Durability::Async;
+    })
+    .await;
+    // Break-glass read (P29 carries `@obligation("audit")`).
+    let req = serde_json::json!({
+        "principal": "Med5G::Clinician::\"dr-li\"",
+        "action": "Med5G::Action::\"read_record\"",
+        "resource": "Med5G::HealthRecord::\"r-P1-hiv\"",
+        "context": {
+            "env": {"now": "2026-11-24T03:00:00Z", "risk_score": 10, "inside_geofence": true, "audit_available": true},
+            "purpose": "ETREAT", "break_glass": true, "treating_relationship": false,
+            "justification": "unconscious patient in the emergency room"
+        }
+    });
+    for _ in 0..20 {
+        let (status, d) = t.post("/v1/decide", &req).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{d}");
+        assert_eq!(d["decision"], "allow");
+        assert_eq!(d["obligations"], serde_json::json!(["audit"]));
+        let id = d["decision_id"].as_str().unwrap();
+        // The answer is in hand: the record must already be in the file, with no close/flush.
+        assert!(
+            log_text(t.data.path()).contains(id),
+            "decision {id} answered before it was written"
+        );
+    }
+    t.stop().await;
+}
