@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditConfig;
 use crate::http::Limits;
+use crate::identity::Caller;
+use crate::tls::TlsConfig;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -33,6 +35,12 @@ pub struct Config {
     pub data: DataConfig,
     /// The decision log.
     pub audit: AuditConfig,
+    /// The API listener's TLS material.
+    pub tls: TlsConfig,
+    /// The access policies: which caller may use which endpoint.
+    pub access: AccessConfig,
+    /// The plain-HTTP development listener (off unless `listen` is set).
+    pub insecure_http: InsecureHttpConfig,
 }
 
 /// The AuthZEN endpoints (`/access/v1/...`) and how their requests map to Cedar.
@@ -125,10 +133,37 @@ impl Default for DataConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// Address of the API listener.
+    /// Address of the API listener (TLS with client certificates).
     pub listen: SocketAddr,
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// Milliseconds a client has to send a request's headers (HTTP/1.1).
+    pub header_read_timeout_ms: u64,
+    /// Seconds a connection may stay without any traffic before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Seconds one request (reading its body, deciding, answering) may take; 408 above.
+    pub request_timeout_secs: u64,
+    /// Connections served at once per listener; further clients wait in the accept queue.
+    pub max_connections: usize,
+}
+
+/// `[access]`: the access policy workspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// The access workspace directory (its own schema, policies and entities). Reloaded like
+    /// the domain workspace (`workspace.watch`, `workspace.debounce_ms`).
+    pub dir: PathBuf,
+}
+
+/// `[insecure_http]`: a plain-HTTP listener for development only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InsecureHttpConfig {
+    /// Loopback address to listen on; unset (the default) means no plain listener.
+    pub listen: Option<SocketAddr>,
+    /// The identity every caller on this listener is treated as.
+    pub identity: String,
 }
 
 /// Where the policies are and how they are reloaded.
@@ -165,7 +200,33 @@ pub enum LogFormat {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8443)), shutdown_grace_secs: 10 }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            shutdown_grace_secs: 10,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_secs: 60,
+            request_timeout_secs: 30,
+            max_connections: 1024,
+        }
+    }
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("policies/access") }
+    }
+}
+
+impl Default for InsecureHttpConfig {
+    fn default() -> Self {
+        Self { listen: None, identity: "urn:medpdp:admin:dev".to_owned() }
+    }
+}
+
+impl InsecureHttpConfig {
+    /// The development identity.
+    pub fn caller(&self) -> Result<Caller, crate::identity::IdentityError> {
+        Caller::from_urn(&self.identity)
     }
 }
 
@@ -228,11 +289,37 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid =
             |key, message: &str| Err(ConfigError::Invalid { key, message: message.into() });
-        if !self.server.listen.ip().is_loopback() {
-            return invalid(
-                "server.listen",
-                "must be a loopback address: the API has no client authentication on this listener",
-            );
+        if let Some(addr) = self.insecure_http.listen {
+            if !addr.ip().is_loopback() {
+                return invalid(
+                    "insecure_http.listen",
+                    "must be a loopback address: this listener has no authentication",
+                );
+            }
+            if addr == self.server.listen {
+                return invalid("insecure_http.listen", "must differ from server.listen");
+            }
+        }
+        if let Err(e) = self.insecure_http.caller() {
+            return Err(ConfigError::Invalid {
+                key: "insecure_http.identity",
+                message: e.to_string(),
+            });
+        }
+        if let Err((key, message)) = self.tls.validate() {
+            return Err(ConfigError::Invalid { key, message });
+        }
+        if !(100..=600_000).contains(&self.server.header_read_timeout_ms) {
+            return invalid("server.header_read_timeout_ms", "must be between 100 and 600000");
+        }
+        if !(1..=86_400).contains(&self.server.idle_timeout_secs) {
+            return invalid("server.idle_timeout_secs", "must be between 1 and 86400");
+        }
+        if !(1..=3_600).contains(&self.server.request_timeout_secs) {
+            return invalid("server.request_timeout_secs", "must be between 1 and 3600");
+        }
+        if !(1..=1_000_000).contains(&self.server.max_connections) {
+            return invalid("server.max_connections", "must be between 1 and 1000000");
         }
         if self.limits.max_body_bytes < 256 {
             return invalid("limits.max_body_bytes", "must be at least 256");
@@ -320,8 +407,20 @@ mod tests {
         assert!(e.contains("limits.max_batch"), "{e}");
         c.limits.max_batch = 1;
         c.server.listen = "0.0.0.0:1".parse().unwrap();
-        assert!(c.validate().unwrap_err().to_string().contains("server.listen"));
-        c.server.listen = "127.0.0.1:1".parse().unwrap();
+        c.validate().expect("the TLS listener may listen on any address");
+        c.insecure_http.listen = Some("0.0.0.0:2".parse().unwrap());
+        assert!(c.validate().unwrap_err().to_string().contains("insecure_http.listen"));
+        c.insecure_http.listen = Some("127.0.0.1:2".parse().unwrap());
+        c.validate().unwrap();
+        c.insecure_http.identity = "dev".into();
+        assert!(c.validate().unwrap_err().to_string().contains("insecure_http.identity"));
+        c.insecure_http.identity = "urn:medpdp:gateway:dev".into();
+        c.server.max_connections = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("server.max_connections"));
+        c.server.max_connections = 10;
+        c.tls.handshake_timeout_ms = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("tls.handshake_timeout_ms"));
+        c.tls.handshake_timeout_ms = 1000;
         c.log.filter = "medpdp=notalevel".into();
         assert!(c.validate().unwrap_err().to_string().contains("log.filter"));
         c.log.filter = "info".into();

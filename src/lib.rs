@@ -6,6 +6,8 @@
 //! - [`decide`]: evaluation of one request against one snapshot; pure, fail-closed.
 //! - [`http`]: the JSON API (axum).
 //! - [`identity`]: who is calling, from a verified client certificate.
+//! - [`tls`]: the API listener's TLS material, hot-reloaded, and the caller in a certificate.
+//! - [`ca`]: certificate authority primitives and the first-run development PKI.
 //! - [`policytest`]: policy test cases as data, run with coverage (`medpdp test`).
 //! - [`audit`]: the tamper-evident decision log, the versions archive, verify and replay.
 //! - [`server`]: wiring the pieces into a running service.
@@ -16,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod ca;
 pub mod cli;
 pub mod config;
 pub mod decide;
@@ -26,3 +29,4 @@ pub mod policytest;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;

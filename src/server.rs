@@ -1,15 +1,18 @@
-//! Assembling and running the service: load the workspace, start the watcher, serve the API,
-//! shut down gracefully.
+//! Assembling and running the service: load the policy workspaces and the TLS material, start
+//! the watchers, serve the API, shut down gracefully.
 //!
-//! [`start`] takes an already bound listener and returns a handle, so tests run the real server
-//! on `127.0.0.1:0`; the process-level concerns (signals) live in [`run`].
+//! [`start`] takes already bound listeners and returns a handle, so tests run the real server
+//! on `127.0.0.1:0`; the process-level concerns (signals) live in [`run`]. The accept loop and
+//! per-connection handling (TLS handshake, caller identity, timeouts) are in `listener`.
+
+mod listener;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch as signal_watch;
 use tokio::task::JoinHandle;
 
 use crate::audit::archive::{ArchiveHook, VersionArchive};
@@ -20,6 +23,8 @@ use crate::http::{router, AppState};
 use crate::policy::{
     watch, ActivationHook, PolicyStore, ReloadOutcome, ReloadTrigger, WatchHandle,
 };
+use crate::tls::{TlsError, TlsStore, TlsWatchHandle};
+use listener::{ConnSettings, Transport};
 
 /// Why the service could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -46,25 +51,47 @@ pub enum ServeError {
     /// The decision log or the versions archive could not be opened.
     #[error("decision log: {0}")]
     Audit(#[from] crate::audit::AuditError),
+    /// The TLS material cannot be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// No listener to serve on.
+    #[error("no listener: the TLS listener or the development listener is needed")]
+    NoListener,
     /// The server stopped with an I/O error.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
 
+/// The bound sockets to serve on.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// The API listener: TLS with client certificates.
+    pub tls: Option<TcpListener>,
+    /// The plain-HTTP development listener (every caller is `insecure_http.identity`).
+    pub insecure_http: Option<TcpListener>,
+}
+
 /// A running service.
 #[derive(Debug)]
 pub struct RunningServer {
-    addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
+    insecure_http_addr: Option<SocketAddr>,
     state: AppState,
-    shutdown: Option<oneshot::Sender<()>>,
-    join: JoinHandle<std::io::Result<()>>,
-    _watch: Option<WatchHandle>,
+    shutdown: signal_watch::Sender<bool>,
+    joins: Vec<JoinHandle<std::io::Result<()>>>,
+    _watches: Vec<WatchHandle>,
+    _tls_watch: Option<TlsWatchHandle>,
 }
 
 impl RunningServer {
-    /// The address the API listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    /// The address of the TLS listener, if one runs.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
+    /// The address of the plain-HTTP development listener, if one runs.
+    pub fn insecure_http_addr(&self) -> Option<SocketAddr> {
+        self.insecure_http_addr
     }
 
     /// The shared state (stores, limits).
@@ -72,27 +99,35 @@ impl RunningServer {
         &self.state
     }
 
-    /// Stops accepting, lets in-flight requests finish for up to `grace`, then returns.
+    /// Stops accepting, lets open connections finish for up to `grace`, then returns.
     pub async fn shutdown(mut self, grace: Duration) -> Result<(), ServeError> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        match tokio::time::timeout(grace, &mut self.join).await {
-            Ok(Ok(result)) => {
-                self.close_audit().await;
-                Ok(result?)
+        let _ = self.shutdown.send(true);
+        let joins = std::mem::take(&mut self.joins);
+        let aborts: Vec<_> = joins.iter().map(JoinHandle::abort_handle).collect();
+        let all = async {
+            let mut first_error = None;
+            for join in joins {
+                match join.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => first_error = first_error.or(Some(e)),
+                    Err(join) => first_error = first_error.or(Some(std::io::Error::other(join))),
+                }
             }
-            Ok(Err(join)) => {
-                self.close_audit().await;
-                Err(ServeError::Io(std::io::Error::other(join)))
-            }
+            first_error
+        };
+        // Connections get `grace` to finish once shutdown starts; a little more here covers
+        // the hand-over.
+        let result = match tokio::time::timeout(grace + Duration::from_millis(200), all).await {
+            Ok(None) => Ok(()),
+            Ok(Some(e)) => Err(ServeError::Io(e)),
             Err(_) => {
                 tracing::warn!(?grace, "in-flight requests did not finish in time; closing");
-                self.join.abort();
-                self.close_audit().await;
+                aborts.iter().for_each(tokio::task::AbortHandle::abort);
                 Ok(())
             }
-        }
+        };
+        self.close_audit().await;
+        result
     }
 
     /// The decision log closes last: every answered decision is already durable (`sync`) or
@@ -104,35 +139,88 @@ impl RunningServer {
     }
 }
 
-/// Loads the workspace and serves the API on `listener` until [`RunningServer::shutdown`].
+fn conn_settings(config: &Config) -> ConnSettings {
+    ConnSettings {
+        handshake_timeout: config.tls.handshake_timeout(),
+        header_read_timeout: Duration::from_millis(config.server.header_read_timeout_ms),
+        idle_timeout: Duration::from_secs(config.server.idle_timeout_secs),
+        request_timeout: Duration::from_secs(config.server.request_timeout_secs),
+        max_connections: config.server.max_connections,
+        grace: config.shutdown_grace(),
+    }
+}
+
+/// Loads a workspace into a new store (an invalid one leaves the store empty, and logs why).
+async fn load_store(
+    dir: &std::path::Path,
+    hooks: Vec<Arc<dyn ActivationHook>>,
+    what: &str,
+    consequence: &str,
+) -> Arc<PolicyStore> {
+    let store = Arc::new(PolicyStore::new(dir.to_owned(), hooks));
+    if let ReloadOutcome::Failed { diagnostics, .. } = store.reload(ReloadTrigger::Startup).await {
+        tracing::error!(
+            errors = diagnostics.len(),
+            dir = %dir.display(),
+            "no valid {what}: {consequence} until it is fixed"
+        );
+    }
+    store
+}
+
+/// Loads the workspaces (and, with a TLS listener, the TLS material) and serves the API on
+/// `listeners` until [`RunningServer::shutdown`].
 ///
-/// An invalid workspace does not stop the start: the service runs unready (decisions answer
-/// 503, `/health/ready` fails) and the watcher activates the workspace once it is fixed.
-pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServer, ServeError> {
-    let addr = listener.local_addr()?;
+/// An invalid domain workspace does not stop the start: the service runs unready (decisions
+/// answer 503, `/health/ready` fails) and the watcher activates the workspace once it is fixed.
+/// Invalid access policies do not stop it either: every request but the health checks is
+/// refused (403) until they are fixed. Unusable TLS material does stop it.
+pub async fn start(config: &Config, listeners: Listeners) -> Result<RunningServer, ServeError> {
+    if listeners.tls.is_none() && listeners.insecure_http.is_none() {
+        return Err(ServeError::NoListener);
+    }
     // INVARIANT: the AuthZEN index hook is the last activation hook (see `IndexHook`).
     let authzen_index = Arc::new(IndexHook::default());
     // The versions archive comes first: nothing is indexed for a version it refused.
     let (audit, mut hooks) = open_audit(config)?;
     hooks.push(authzen_index.clone());
-    let store = Arc::new(PolicyStore::new(config.workspace.dir.clone(), hooks));
-    if let ReloadOutcome::Failed { diagnostics, .. } = store.reload(ReloadTrigger::Startup).await {
-        tracing::error!(
-            errors = diagnostics.len(),
-            "no valid policy set: serving unready until the workspace is fixed"
-        );
-    }
-    let watch_handle = if config.workspace.watch {
+    let store = load_store(&config.workspace.dir, hooks, "policy set", "serving unready").await;
+    let access = load_store(
+        &config.access.dir,
+        Vec::new(),
+        "access policy set",
+        "refusing every request except health checks",
+    )
+    .await;
+    let mut watches = Vec::new();
+    if config.workspace.watch {
         let debounce = Duration::from_millis(config.workspace.debounce_ms);
-        Some(watch(Arc::clone(&store), debounce).map_err(|source| ServeError::Watch {
-            dir: config.workspace.dir.display().to_string(),
-            source,
-        })?)
-    } else {
-        None
+        for s in [&store, &access] {
+            watches.push(watch(Arc::clone(s), debounce).map_err(|source| ServeError::Watch {
+                dir: s.dir().display().to_string(),
+                source,
+            })?);
+        }
+    }
+    let tls = match &listeners.tls {
+        Some(_) => Some(Arc::new(TlsStore::load(&config.tls)?)),
+        None => None,
     };
-    // The listener serves plain HTTP; `[authzen] base_url` names the URL PEPs really use.
-    let base_url = config.authzen.effective_base_url("http", addr);
+    let tls_watch = match &tls {
+        Some(t) if config.tls.watch => {
+            Some(crate::tls::watch(Arc::clone(t)).map_err(|source| ServeError::Watch {
+                dir: config.tls.cert.display().to_string(),
+                source,
+            })?)
+        }
+        _ => None,
+    };
+    // `[authzen] base_url` names the URL PEPs really use; else the main listener's own.
+    let base_url = match (&listeners.tls, &listeners.insecure_http) {
+        (Some(l), _) => config.authzen.effective_base_url("https", l.local_addr()?),
+        (None, Some(l)) => config.authzen.effective_base_url("http", l.local_addr()?),
+        (None, None) => return Err(ServeError::NoListener),
+    };
     let authzen = Arc::new(AuthzenState::new(&config.authzen, base_url, authzen_index));
     let state = AppState {
         store,
@@ -140,17 +228,54 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         started_at: time::OffsetDateTime::now_utc(),
         authzen,
         audit,
+        access,
+        tls: tls.clone(),
     };
     let app = router(state.clone());
-    let (tx, rx) = oneshot::channel::<()>();
-    let join = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
+    let settings = conn_settings(config);
+    let (shutdown, stop) = signal_watch::channel(false);
+    let mut joins = Vec::new();
+    let mut tls_addr = None;
+    if let (Some(listener), Some(tls)) = (listeners.tls, tls) {
+        tls_addr = Some(listener.local_addr()?);
+        let serve =
+            listener::serve(listener, Transport::Tls(tls), app.clone(), settings, stop.clone());
+        joins.push(tokio::spawn(serve));
+    }
+    let mut insecure_http_addr = None;
+    if let Some(listener) = listeners.insecure_http {
+        let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback() {
+            return Err(ServeError::Config(crate::config::ConfigError::Invalid {
+                key: "insecure_http.listen",
+                message: format!("`{addr}` is not a loopback address"),
+            }));
+        }
+        let caller = config.insecure_http.caller().map_err(|e| {
+            ServeError::Config(crate::config::ConfigError::Invalid {
+                key: "insecure_http.identity",
+                message: e.to_string(),
             })
-            .await
-    });
-    Ok(RunningServer { addr, state, shutdown: Some(tx), join, _watch: watch_handle })
+        })?;
+        tracing::warn!(
+            %addr,
+            identity = %caller,
+            "INSECURE plain-HTTP development listener: no TLS, no client authentication, every \
+             caller is treated as `{caller}`; never use this outside development"
+        );
+        insecure_http_addr = Some(addr);
+        let transport = Transport::InsecureHttp(caller);
+        joins.push(tokio::spawn(listener::serve(listener, transport, app, settings, stop)));
+    }
+    Ok(RunningServer {
+        tls_addr,
+        insecure_http_addr,
+        state,
+        shutdown,
+        joins,
+        _watches: watches,
+        _tls_watch: tls_watch,
+    })
 }
 
 /// The decision log (when enabled) and the activation hooks of the policy store.
@@ -170,20 +295,29 @@ fn open_audit(config: &Config) -> Result<AuditParts, ServeError> {
     Ok((audit, vec![Arc::new(hook)]))
 }
 
-/// Binds the configured address and serves until SIGINT or SIGTERM; SIGHUP reloads.
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Binds the configured addresses and serves until SIGINT or SIGTERM; SIGHUP reloads the
+/// workspaces and the TLS material.
 pub async fn run(config: Config) -> Result<(), ServeError> {
     config.validate()?;
-    let addr = config.server.listen;
-    let listener =
-        TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
-    let server = start(&config, listener).await?;
-    tracing::info!(
-        addr = %server.addr(),
-        workspace = %config.workspace.dir.display(),
-        "medpdp listening on http://{}",
-        server.addr()
-    );
-    let reloader = spawn_sighup_reloader(Arc::clone(&server.state().store));
+    let tls = bind(config.server.listen).await?;
+    let insecure_http = match config.insecure_http.listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let server = start(&config, Listeners { tls: Some(tls), insecure_http }).await?;
+    if let Some(addr) = server.tls_addr() {
+        tracing::info!(
+            %addr,
+            workspace = %config.workspace.dir.display(),
+            access = %config.access.dir.display(),
+            "medpdp listening on https://{addr} (client certificates required)"
+        );
+    }
+    let reloader = spawn_sighup_reloader(server.state().clone());
     crate::shutdown::signal().await;
     tracing::info!("shutting down");
     if let Some(task) = reloader {
@@ -193,7 +327,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
 }
 
 #[cfg(unix)]
-fn spawn_sighup_reloader(store: Arc<PolicyStore>) -> Option<JoinHandle<()>> {
+fn spawn_sighup_reloader(state: AppState) -> Option<JoinHandle<()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -204,12 +338,16 @@ fn spawn_sighup_reloader(store: Arc<PolicyStore>) -> Option<JoinHandle<()>> {
     };
     Some(tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            store.reload(ReloadTrigger::Signal).await;
+            state.store.reload(ReloadTrigger::Signal).await;
+            state.access.reload(ReloadTrigger::Signal).await;
+            if let Some(tls) = &state.tls {
+                tls.reload(ReloadTrigger::Signal).await;
+            }
         }
     }))
 }
 
 #[cfg(not(unix))]
-fn spawn_sighup_reloader(_store: Arc<PolicyStore>) -> Option<JoinHandle<()>> {
+fn spawn_sighup_reloader(_state: AppState) -> Option<JoinHandle<()>> {
     None
 }

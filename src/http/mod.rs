@@ -5,6 +5,7 @@
 //! route is registered in [`api`] through utoipa-axum, which builds the OpenAPI document
 //! (`GET /openapi.json`) from the same registrations.
 
+pub mod access;
 pub mod authzen;
 mod decide;
 mod error;
@@ -73,6 +74,10 @@ pub struct AppState {
     pub authzen: Arc<authzen::AuthzenState>,
     /// The decision log (`None` only when `audit.enabled = false`).
     pub audit: Option<Arc<crate::audit::AuditLog>>,
+    /// The access policy workspace: which caller may use which endpoint.
+    pub access: Arc<PolicyStore>,
+    /// The TLS listener's material (`None` when only the development listener runs).
+    pub tls: Option<Arc<crate::tls::TlsStore>>,
 }
 
 /// Every route with its documentation. INVARIANT: routes are added only here, only with
@@ -103,6 +108,9 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(Extension(openapi::Document::new(&doc)))
         .layer(DefaultBodyLimit::max(body_limit))
+        // Inside the trace span (so denials are logged with the caller), outside the handlers
+        // (so a refused request never reaches one).
+        .layer(axum::middleware::from_fn_with_state(state.clone(), access::authorize))
         // A panic is a bug, never an answer to input: log it and answer a generic 500 rather
         // than dropping the connection.
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
@@ -133,8 +141,8 @@ impl MakeRequestId for NewRequestId {
     }
 }
 
-/// One span per HTTP request; handlers fill in `decision_id` (and `caller`, once callers are
-/// authenticated) so every log line of the request carries them.
+/// One span per HTTP request; the access check fills in `caller` and handlers `decision_id`, so
+/// every log line of the request carries them.
 fn request_span<B>(req: &Request<B>) -> tracing::Span {
     let path =
         req.extensions().get::<MatchedPath>().map_or_else(|| req.uri().path(), MatchedPath::as_str);

@@ -13,6 +13,7 @@ use super::AppState;
 use crate::audit::{AuditEvent, AuditStatus, EventKind};
 use crate::identity::Caller;
 use crate::policy::{ReloadOutcome, ReloadTrigger, StoreStatus};
+use crate::tls::{TlsReloadOutcome, TlsStatus};
 
 /// 200 while the process runs.
 #[utoipa::path(get, path = "/health/live", tag = "ops",
@@ -47,6 +48,11 @@ pub(super) struct Status {
     policy: StoreStatus,
     /// The decision log; `null` when disabled.
     audit: Option<AuditStatus>,
+    /// The access policy workspace.
+    access: StoreStatus,
+    /// The TLS listener's material, when TLS is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<TlsStatus>,
 }
 
 /// The active version, counts and the last reload error.
@@ -59,39 +65,74 @@ pub(super) async fn status(State(state): State<AppState>) -> Json<Status> {
         started_at: state.started_at,
         policy: state.store.status(),
         audit: state.audit.as_ref().map(|a| a.status()),
+        access: state.access.status(),
+        tls: state.tls.as_ref().map(|t| t.status()),
     })
 }
 
-/// Reloads the workspace now. 200 when activated or unchanged, 422 with every diagnostic when
-/// the files are invalid (the previous version stays active).
+/// Reloads the domain workspace, the access policies and the TLS material now. 200 when each
+/// was activated or unchanged; 422 when any is invalid (that part keeps its previous version),
+/// naming the first failure in `code` and reporting all three in `details`: the domain
+/// outcome at the top level (with `diagnostics` when it failed), `access` and `tls` beside it.
 #[utoipa::path(post, path = "/v1/admin/reload", tag = "ops", responses(
-    (status = 200, description = "`activated` or `unchanged`", body = super::openapi::ReloadDoc),
-    (status = 422, description = "The workspace is invalid; `details.diagnostics` lists every problem", body = super::ErrorEnvelope),
+    (status = 200, description = "`activated` or `unchanged` (workspace), with `access` and `tls` outcomes", body = super::openapi::ReloadDoc),
+    (status = 422, description = "Something is invalid (`invalid_workspace`, `invalid_access_policies`, `invalid_tls_material`); `details` has every outcome and diagnostic", body = super::ErrorEnvelope),
 ))]
 pub(super) async fn reload(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
 ) -> Response {
-    let outcome = state.store.reload(ReloadTrigger::Admin).await;
+    let tls = async {
+        match &state.tls {
+            Some(t) => Some(t.reload(ReloadTrigger::Admin).await),
+            None => None,
+        }
+    };
+    let (domain, access, tls) = tokio::join!(
+        state.store.reload(ReloadTrigger::Admin),
+        state.access.reload(ReloadTrigger::Admin),
+        tls
+    );
+    let mut failed = Vec::new();
+    if matches!(domain, ReloadOutcome::Failed { .. }) {
+        failed.push(("invalid_workspace", "the policy workspace"));
+    }
+    if matches!(access, ReloadOutcome::Failed { .. }) {
+        failed.push(("invalid_access_policies", "the access policies"));
+    }
+    if matches!(tls, Some(TlsReloadOutcome::Failed { .. })) {
+        failed.push(("invalid_tls_material", "the TLS material"));
+    }
+    let mut body = serde_json::to_value(&domain).unwrap_or_default();
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("access".into(), serde_json::to_value(&access).unwrap_or_default());
+        if let Some(tls) = &tls {
+            obj.insert("tls".into(), serde_json::to_value(tls).unwrap_or_default());
+        }
+    }
     if let Some(log) = &state.audit {
-        let details = serde_json::json!({"action": "reload", "result": &outcome});
+        let details = serde_json::json!({"action": "reload", "result": &body});
         let event = AuditEvent::new(EventKind::AdminAction, caller.map(|Extension(c)| c), details);
         if let Err(e) = log.record_event(&event).await {
             tracing::error!("admin reload not recorded: {e}");
             return ApiError::audit_unavailable().into_response();
         }
     }
-    match &outcome {
-        ReloadOutcome::Failed { .. } => {
-            let details = serde_json::to_value(&outcome).unwrap_or_default();
+    match failed.first() {
+        None => Json(body).into_response(),
+        Some((code, _)) => {
+            let what: Vec<&str> = failed.iter().map(|(_, w)| *w).collect();
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_workspace",
-                "the workspace is invalid; the previous version stays active",
+                code,
+                format!(
+                    "{} {} invalid; the previous version stays active",
+                    what.join(" and "),
+                    if what.len() == 1 { "is" } else { "are" }
+                ),
             )
-            .with_details(details)
+            .with_details(body)
             .into_response()
         }
-        _ => Json(outcome).into_response(),
     }
 }

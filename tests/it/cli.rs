@@ -111,12 +111,12 @@ fn usage_and_config_errors_exit_before_anything_starts() {
     assert_eq!(out.status.code(), Some(64));
     let out = run(
         medpdp()
-            .args(["serve", "--listen", "0.0.0.0:0", "-w"])
+            .args(["serve", "--insecure-http", "0.0.0.0:8080", "-w"])
             .arg(repo("tests/fixtures/med5g-mini")),
         None,
     );
     assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("server.listen"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("insecure_http.listen"));
     let cfg = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(cfg.path(), "[limits]\nmax_batch = \"many\"\n").unwrap();
     let out = run(medpdp().arg("serve").arg("--config").arg(cfg.path()), None);
@@ -125,11 +125,18 @@ fn usage_and_config_errors_exit_before_anything_starts() {
     assert_eq!(run(medpdp().arg("--version"), None).status.code(), Some(0));
 }
 
-/// A `medpdp serve` child process, killed on drop.
+/// A `medpdp serve` child process, killed on drop. It runs in a temporary directory (where
+/// its first run creates a development PKI for the TLS listener), and is driven over its
+/// plain-HTTP development listener.
 pub(crate) struct ServeProcess {
     pub(crate) child: Child,
     pub(crate) base: String,
     _data: Option<tempfile::TempDir>,
+    _cwd: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl ServeProcess {
@@ -143,20 +150,25 @@ impl ServeProcess {
 
     /// `medpdp serve` with the data directory `data` (kept by the caller).
     pub(crate) fn spawn_with_data(workspace: &Path, data: &Path, extra: &[&str]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (tls, http) = (free_port(), free_port());
+        let cwd = tempfile::tempdir().unwrap();
         let child = medpdp()
             .arg("serve")
             .arg("-w")
             .arg(workspace)
             .arg("--data")
             .arg(data)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--access")
+            .arg(repo("policies/access"))
+            .args(["--listen", &format!("127.0.0.1:{tls}")])
+            .args(["--insecure-http", &format!("127.0.0.1:{http}")])
             .args(extra)
+            .current_dir(cwd.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let s = Self { child, base: format!("http://127.0.0.1:{port}"), _data: None };
+        let s = Self { child, base: format!("http://127.0.0.1:{http}"), _data: None, _cwd: cwd };
         s.wait_ready();
         s
     }
@@ -233,4 +245,6 @@ fn serve_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
         assert!(Instant::now() < deadline, "did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
+    let stderr = std::io::read_to_string(p.child.stderr.take().unwrap()).unwrap();
+    assert!(stderr.contains("INSECURE plain-HTTP development listener"), "{stderr}");
 }

@@ -23,3 +23,7 @@ mod policy_pack;
 mod readme;
 mod reload;
 mod tidy;
+mod tls;
+mod tls_limits;
+mod tls_reload;
+mod tls_tools;

@@ -1,5 +1,7 @@
 //! The README's examples work as written: `medpdp serve` with its defaults in a copy of the
-//! repository, then every `curl` block of the README, compared with the JSON block after it.
+//! repository (so its first run creates the development PKI in `certs/`, as on a fresh clone),
+//! then every `curl` block of the README, over mTLS with the demo certificates, compared with
+//! the JSON block after it.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -65,16 +67,33 @@ fn readme_curl_examples_work_as_written() {
     assert!(examples.len() >= 2, "the README shows at least an allow and a deny");
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&repo("policies"), &dir.path().join("policies"));
+    // What a fresh clone has in certs/: the committed files, none of the generated ones.
+    std::fs::create_dir_all(dir.path().join("certs")).unwrap();
+    for entry in std::fs::read_dir(repo("certs")).unwrap() {
+        let path = entry.unwrap().path();
+        let generated = path.extension().is_some_and(|e| e == "pem" || e == "key");
+        if path.is_file() && !generated {
+            std::fs::copy(&path, dir.path().join("certs").join(path.file_name().unwrap())).unwrap();
+        }
+    }
     let mut child = medpdp()
         .arg("serve")
         .current_dir(dir.path())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        stdout.lines().map_while(Result::ok).try_for_each(|l| lines_tx.send(l))
+    });
     let ready = || {
         Command::new("curl")
-            .args(["-sf", "http://127.0.0.1:8443/health/ready"])
+            .args(["-sf", "--cacert", "certs/ca.pem", "--cert", "certs/demo-gateway.pem"])
+            .args(["--key", "certs/demo-gateway.key", "https://localhost:8443/health/ready"])
+            .current_dir(dir.path())
             .output()
             .is_ok_and(|o| o.status.success())
     };
@@ -98,9 +117,32 @@ fn readme_curl_examples_work_as_written() {
                 assert_eq!(&got[key], want, "`{key}` of:\n{cmd}\ngot {got}");
             }
         }
+        if let Some(want) = expected.get("error") {
+            for key in ["code", "message", "details"] {
+                assert_eq!(got["error"][key], want[key], "`error.{key}` of:\n{cmd}\ngot {got}");
+            }
+        }
         decisions.push(got["decision"].clone());
     }
+    assert!(decisions.contains(&Value::from("allow")) && decisions.contains(&Value::from("deny")));
+    // The first run said where the PKI is, and the curl line it printed works.
+    let printed: Vec<String> = lines.try_iter().collect();
+    assert!(printed.iter().any(|l| l.contains("certs/demo-gateway.key")), "{printed:#?}");
+    let line = printed.iter().map(|l| l.trim()).find(|l| l.starts_with("curl ")).unwrap();
+    let out = Command::new("sh").arg("-c").arg(line).current_dir(dir.path()).output().unwrap();
     let _ = child.kill();
     let _ = child.wait();
-    assert!(decisions.contains(&Value::from("allow")) && decisions.contains(&Value::from("deny")));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(status["service"], "medpdp", "`{line}` printed {status}");
+    assert_eq!(
+        status["tls"]["active"]["client_cas"][0]["subject"],
+        "O=medpdp, CN=medpdp development CA"
+    );
+    #[cfg(unix)]
+    for key in ["ca.key", "server.key", "demo-gateway.key", "demo-admin.key", "demo-auditor.key"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            std::fs::metadata(dir.path().join("certs").join(key)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
 }

@@ -1,13 +1,19 @@
 //! Shared helpers: start the real server on 127.0.0.1:0 against a private copy of a fixture
-//! workspace, and talk to it with a real HTTP client.
+//! workspace (and of the access policies), and talk to it with a real HTTP client.
+//!
+//! By default the server runs only its plain-HTTP development listener (the caller is the
+//! development identity `urn:medpdp:admin:dev`), for tests where TLS is irrelevant;
+//! [`TestServer::start_tls`] runs the TLS listener with a test PKI ([`pki::TestPki`]).
 
 #![allow(dead_code, reason = "each test module uses a different subset")]
+
+pub mod pki;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use medpdp::config::Config;
-use medpdp::server::{start, RunningServer};
+use medpdp::server::{start, Listeners, RunningServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -34,11 +40,14 @@ pub fn copy_dir(src: &Path, dst: &Path) {
 /// A running server with its own workspace copy.
 pub struct TestServer {
     pub server: Option<RunningServer>,
+    /// The domain workspace; the access policies are in its `access/` subdirectory.
     pub workspace: TempDir,
     /// The data directory (decision log, keys, versions archive).
     pub data: TempDir,
     pub base: String,
     pub client: reqwest::Client,
+    /// The test PKI, in TLS mode.
+    pub pki: Option<pki::TestPki>,
 }
 
 impl TestServer {
@@ -67,16 +76,72 @@ impl TestServer {
 
     async fn start_in(workspace: TempDir, tweak: impl FnOnce(&mut Config)) -> Self {
         let data = tempfile::tempdir().unwrap();
+        let mut config = Self::config(&workspace, &data);
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listeners = Listeners { tls: None, insecure_http: Some(listener) };
+        let server = start(&config, listeners).await.unwrap();
+        let base = format!("http://{}", server.insecure_http_addr().unwrap());
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        Self { server: Some(server), workspace, data, base, client, pki: None }
+    }
+
+    /// The TLS listener with a fresh test PKI and the Med5G mini fixture; `client` presents
+    /// `client_identity`'s certificate. TLS files are watched (debounce 50 ms).
+    pub async fn start_tls(client_identity: &str, tweak: impl FnOnce(&mut Config)) -> Self {
+        let workspace = tempfile::tempdir().unwrap();
+        copy_dir(&repo("tests/fixtures/med5g-mini"), workspace.path());
+        let pki = pki::TestPki::new();
+        let data = tempfile::tempdir().unwrap();
+        let mut config = Self::config(&workspace, &data);
+        config.tls = pki.tls_config();
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listeners = Listeners { tls: Some(listener), insecure_http: None };
+        let server = start(&config, listeners).await.unwrap();
+        let base = format!("https://{}", server.tls_addr().unwrap());
+        let client = pki.http_client(Some(&pki.client(client_identity)));
+        Self { server: Some(server), workspace, data, base, client, pki: Some(pki) }
+    }
+
+    /// Test defaults: watcher off (tests reload explicitly), a private data directory, a
+    /// private copy of the bundled access policies in `<workspace>/access`.
+    fn config(workspace: &TempDir, data: &TempDir) -> Config {
+        let access = workspace.path().join("access");
+        copy_dir(&repo("policies/access"), &access);
         let mut config = Config::default();
         config.workspace.dir = workspace.path().to_owned();
         config.workspace.watch = false;
         config.data.dir = data.path().to_owned();
-        tweak(&mut config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let server = start(&config, listener).await.unwrap();
-        let base = format!("http://{}", server.addr());
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        Self { server: Some(server), workspace, data, base, client }
+        config.access.dir = access;
+        config
+    }
+
+    /// The test PKI (TLS mode only).
+    pub fn pki(&self) -> &pki::TestPki {
+        self.pki.as_ref().expect("started with start_tls")
+    }
+
+    /// The TLS listener's address (TLS mode only).
+    pub fn tls_addr(&self) -> std::net::SocketAddr {
+        self.server.as_ref().and_then(RunningServer::tls_addr).expect("TLS listener")
+    }
+
+    /// A request with another client, returning status and JSON body.
+    pub async fn call(
+        &self,
+        client: &reqwest::Client,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut rb = client.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let resp = rb.send().await.unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// Writes a file into the workspace.

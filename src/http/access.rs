@@ -1,0 +1,211 @@
+//! Who may call which endpoint: every request's caller is checked against the access policy
+//! set (`policies/access/`, namespace `MedpdpApi`) before its handler runs.
+//!
+//! The route a request matched is mapped to an access action by [`ROUTE_ACCESS`], the single
+//! table of what each endpoint needs; the question `MedpdpApi::<Kind>::"<id>"` may do
+//! `MedpdpApi::Action::"<action>"` on `MedpdpApi::Route::"<path>"` is evaluated with the same
+//! fail-closed [`crate::decide::decide`] as domain decisions, against the access snapshot.
+//! A deny is a 403 naming the reason, and the handler (hence any domain decision) never runs.
+//!
+//! Fail closed throughout: no caller identity, no valid access policy set, a route missing from
+//! the table, or an evaluation error all refuse. Only the health checks and the public
+//! descriptions of the API (OpenAPI document, AuthZEN metadata) skip the policy, and even they
+//! need an authenticated caller.
+
+use std::sync::LazyLock;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use cedar_policy::{EntityId, EntityTypeName, EntityUid};
+use serde_json::json;
+
+use super::{ApiError, AppState};
+use crate::decide::{decide, Decision, DecisionRequest, EntityRef};
+use crate::identity::{Caller, CallerKind};
+use crate::policy::PolicyStore;
+use crate::tls::PeerIdentityError;
+
+/// The Cedar namespace of the access policy set.
+pub const NAMESPACE: &str = "MedpdpApi";
+
+/// What an endpoint needs from the access policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteAccess {
+    /// Any authenticated caller (health checks, API descriptions).
+    Open,
+    /// Permission for an access action: `MedpdpApi::Action::"<name>"`.
+    Action(&'static str),
+}
+
+/// Every route and what it needs.
+///
+/// INVARIANT: every route of [`super::router`] is listed here. A matched route that is not is
+/// refused for every caller (and logged as a bug), so a forgotten entry can only lock an
+/// endpoint, never open it.
+pub const ROUTE_ACCESS: &[(&str, RouteAccess)] = &[
+    ("/v1/decide", RouteAccess::Action("decide")),
+    ("/v1/decide/batch", RouteAccess::Action("decide")),
+    ("/v1/status", RouteAccess::Action("read_status")),
+    ("/v1/admin/reload", RouteAccess::Action("reload")),
+    ("/health/live", RouteAccess::Open),
+    ("/health/ready", RouteAccess::Open),
+    ("/openapi.json", RouteAccess::Open),
+    (super::authzen::EVALUATION_PATH, RouteAccess::Action("decide")),
+    (super::authzen::EVALUATIONS_PATH, RouteAccess::Action("decide")),
+    (super::authzen::SEARCH_SUBJECT_PATH, RouteAccess::Action("search")),
+    (super::authzen::SEARCH_RESOURCE_PATH, RouteAccess::Action("search")),
+    (super::authzen::SEARCH_ACTION_PATH, RouteAccess::Action("search")),
+    (super::authzen::METADATA_PATH, RouteAccess::Open),
+];
+
+/// The Cedar entity type of a caller kind, e.g. `MedpdpApi::Gateway`.
+pub fn principal_type(kind: CallerKind) -> &'static str {
+    match kind {
+        CallerKind::Admin => "MedpdpApi::Admin",
+        CallerKind::Auditor => "MedpdpApi::Auditor",
+        CallerKind::Gateway => "MedpdpApi::Gateway",
+        CallerKind::Scraper => "MedpdpApi::Scraper",
+        CallerKind::Terminal => "MedpdpApi::Terminal",
+    }
+}
+
+const KINDS: [CallerKind; 5] = [
+    CallerKind::Admin,
+    CallerKind::Auditor,
+    CallerKind::Gateway,
+    CallerKind::Scraper,
+    CallerKind::Terminal,
+];
+
+/// Cedar names parsed once: per request only the caller's id is new.
+struct Names {
+    kinds: Vec<(CallerKind, EntityTypeName)>,
+    /// `(route, action uid, resource uid)` for every route that needs an action.
+    routes: Vec<(&'static str, EntityUid, EntityUid)>,
+}
+
+static NAMES: LazyLock<Result<Names, String>> = LazyLock::new(|| {
+    let parse = |s: &str| s.parse::<EntityTypeName>().map_err(|e| format!("`{s}`: {e}"));
+    let kinds = KINDS
+        .iter()
+        .map(|k| Ok((*k, parse(principal_type(*k))?)))
+        .collect::<Result<Vec<_>, String>>()?;
+    let action_type = parse("MedpdpApi::Action")?;
+    let route_type = parse("MedpdpApi::Route")?;
+    let routes = ROUTE_ACCESS
+        .iter()
+        .filter_map(|(route, access)| match access {
+            RouteAccess::Open => None,
+            RouteAccess::Action(a) => Some((
+                *route,
+                EntityUid::from_type_name_and_id(action_type.clone(), EntityId::new(a)),
+                EntityUid::from_type_name_and_id(route_type.clone(), EntityId::new(route)),
+            )),
+        })
+        .collect();
+    Ok(Names { kinds, routes })
+});
+
+/// The middleware: identify, look up the route, ask the access policy.
+pub(super) async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let verdict = {
+        let ext = req.extensions();
+        let Some(caller) = ext.get::<Caller>() else {
+            let why = ext
+                .get::<PeerIdentityError>()
+                .map_or_else(|| "no authenticated caller".to_owned(), ToString::to_string);
+            tracing::info!(reason = %why, "request refused: no caller identity");
+            return forbidden(format!("access denied: {why}"), &[]).into_response();
+        };
+        tracing::Span::current().record("caller", tracing::field::display(caller));
+        // No matched route: the 404/405 fallbacks answer, and they reveal nothing.
+        ext.get::<MatchedPath>().map(|route| check(&state.access, caller, route.as_str()))
+    };
+    match verdict {
+        None | Some(Ok(())) => next.run(req).await,
+        Some(Err(e)) => e.into_response(),
+    }
+}
+
+/// Whether `caller` may use `route` under the active access policy set.
+pub fn check(access: &PolicyStore, caller: &Caller, route: &str) -> Result<(), ApiError> {
+    let action = match ROUTE_ACCESS.iter().find(|(r, _)| *r == route) {
+        Some((_, RouteAccess::Open)) => return Ok(()),
+        Some((_, RouteAccess::Action(a))) => *a,
+        None => {
+            tracing::error!(%route, "route missing from the access table; refusing");
+            return Err(forbidden(format!("route `{route}` has no access rule"), &[]));
+        }
+    };
+    let names = NAMES.as_ref().map_err(|e| {
+        tracing::error!(error = %e, "access names do not parse; refusing");
+        forbidden("access policy unavailable".into(), &[])
+    })?;
+    let Some(snapshot) = access.current() else {
+        return Err(forbidden(
+            "no valid access policy set is active; see /v1/status for the load errors".into(),
+            &[],
+        ));
+    };
+    let principal_type = names.kinds.iter().find(|(k, _)| *k == caller.kind).map(|(_, t)| t);
+    let route_uids = names.routes.iter().find(|(r, ..)| *r == route);
+    let (Some(principal_type), Some((_, action_uid, resource_uid))) = (principal_type, route_uids)
+    else {
+        return Err(forbidden("access policy unavailable".into(), &[]));
+    };
+    let request = DecisionRequest {
+        principal: EntityRef(EntityUid::from_type_name_and_id(
+            principal_type.clone(),
+            EntityId::new(&caller.id),
+        )),
+        action: EntityRef(action_uid.clone()),
+        resource: EntityRef(resource_uid.clone()),
+        context: None,
+        entities: None,
+    };
+    match decide(&snapshot, &request) {
+        Ok(outcome) if outcome.decision == Decision::Allow => Ok(()),
+        Ok(outcome) => {
+            tracing::info!(%caller, action, reasons = ?outcome.reasons, "access denied");
+            let mut reasons = outcome.reasons;
+            reasons.extend(outcome.errors.into_iter().map(|e| e.policy));
+            Err(forbidden(format!("`{caller}` may not `{action}`"), &reasons))
+        }
+        Err(e) => {
+            tracing::warn!(%caller, action, error = %e, "access request rejected by the access schema");
+            Err(forbidden(format!("`{caller}` may not `{action}`: {e}"), &[]))
+        }
+    }
+}
+
+fn forbidden(message: String, reasons: &[String]) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+        .with_details(json!({"reasons": reasons}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_access_name_parses() {
+        let names = NAMES.as_ref().unwrap();
+        assert_eq!(names.kinds.len(), KINDS.len());
+        let actions = ROUTE_ACCESS.iter().filter(|(_, a)| *a != RouteAccess::Open).count();
+        assert_eq!(names.routes.len(), actions);
+    }
+
+    #[test]
+    fn unknown_routes_and_missing_policies_refuse() {
+        let store = PolicyStore::new("/nonexistent", Vec::new());
+        let c = Caller::from_urn("urn:medpdp:admin:a").unwrap();
+        assert!(check(&store, &c, "/health/live").is_ok(), "health needs no policy");
+        let e = check(&store, &c, "/v1/status").unwrap_err();
+        assert_eq!(e.status(), StatusCode::FORBIDDEN);
+        assert!(e.message().contains("no valid access policy"), "{}", e.message());
+        let e = check(&store, &c, "/v1/new-endpoint").unwrap_err();
+        assert!(e.message().contains("no access rule"), "{}", e.message());
+    }
+}
