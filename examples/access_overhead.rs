@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::Request;
+use medpdp::config::AuthzenConfig;
+use medpdp::http::authzen::{AuthzenState, IndexHook};
 use medpdp::http::{access, router, AppState, Limits};
 use medpdp::identity::Caller;
 use medpdp::policy::{PolicyStore, ReloadOutcome, ReloadTrigger};
@@ -53,10 +55,18 @@ async fn main() {
     let workspace = args.first().map_or("policies", String::as_str);
     let access_dir = args.get(1).map_or("policies/access", String::as_str);
     let n: u32 = args.get(2).map_or(20_000, |s| s.parse().expect("ITERATIONS"));
+    let authzen = AuthzenState::new(
+        &AuthzenConfig::default(),
+        "https://localhost:8443".into(),
+        Arc::new(IndexHook::default()),
+    );
+    // No decision log: it costs the same with or without the access check.
     let state = AppState {
         store: store(workspace).await,
         limits: Limits::default(),
         started_at: time::OffsetDateTime::now_utc(),
+        authzen: Arc::new(authzen),
+        audit: None,
         access: store(access_dir).await,
         tls: None,
     };

@@ -145,6 +145,16 @@ async fn callers_get_what_the_access_policies_give_their_kind() {
     let (s, body) = t.call(&terminal, Method::POST, "/v1/decide", Some(&decide)).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(t.call(&terminal, Method::GET, "/health/live", None).await.0, StatusCode::OK);
+    // AuthZEN search is for gateways and administrators; API descriptions are open.
+    let search = json!({"subject": {"type": "Terminal"}, "action": {"name": "attach"},
+        "resource": {"type": "NetworkSlice", "id": "plmn-miot-health"},
+        "context": decide["context"]});
+    let searched = t.call(&auditor, Method::POST, "/access/v1/search/subject", Some(&search)).await;
+    assert_eq!(searched.0, StatusCode::FORBIDDEN, "{}", searched.1);
+    let searched =
+        t.call(&t.client, Method::POST, "/access/v1/search/subject", Some(&search)).await;
+    assert_eq!(searched.0, StatusCode::OK, "{}", searched.1);
+    assert_eq!(t.call(&terminal, Method::GET, "/openapi.json", None).await.0, StatusCode::OK);
     // Unknown paths are 404 for an authenticated caller.
     assert_eq!(t.call(&terminal, Method::GET, "/v2/nothing", None).await.0, StatusCode::NOT_FOUND);
     t.stop().await;
@@ -250,5 +260,21 @@ fn the_bundled_access_policies_pass_their_cases_and_know_every_route() {
             let uid = format!("MedpdpApi::Action::\"{a}\"");
             assert!(declared.contains(&uid), "{route} needs {uid}, which the schema lacks");
         }
+    }
+}
+
+#[test]
+fn every_route_has_exactly_one_access_rule() {
+    use medpdp::http::access::ROUTE_ACCESS;
+    let table: Vec<&str> = ROUTE_ACCESS.iter().map(|(r, _)| *r).collect();
+    for (method, path) in medpdp::http::ROUTES {
+        let rules = table.iter().filter(|r| *r == path).count();
+        assert_eq!(rules, 1, "{method} {path} needs exactly one entry in ROUTE_ACCESS");
+    }
+    for route in table {
+        assert!(
+            medpdp::http::ROUTES.iter().any(|(_, p)| *p == route),
+            "ROUTE_ACCESS names `{route}`, which is not routed"
+        );
     }
 }
