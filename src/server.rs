@@ -179,6 +179,11 @@ pub async fn start(config: &Config, listeners: Listeners) -> Result<RunningServe
     if listeners.tls.is_none() && listeners.insecure_http.is_none() {
         return Err(ServeError::NoListener);
     }
+    // First, so that unusable TLS material stops the start before anything is opened.
+    let tls = match &listeners.tls {
+        Some(_) => Some(Arc::new(TlsStore::load(&config.tls)?)),
+        None => None,
+    };
     // INVARIANT: the AuthZEN index hook is the last activation hook (see `IndexHook`).
     let authzen_index = Arc::new(IndexHook::default());
     // The versions archive comes first: nothing is indexed for a version it refused.
@@ -202,10 +207,6 @@ pub async fn start(config: &Config, listeners: Listeners) -> Result<RunningServe
             })?);
         }
     }
-    let tls = match &listeners.tls {
-        Some(_) => Some(Arc::new(TlsStore::load(&config.tls)?)),
-        None => None,
-    };
     let tls_watch = match &tls {
         Some(t) if config.tls.watch => {
             Some(crate::tls::watch(Arc::clone(t)).map_err(|source| ServeError::Watch {

@@ -135,3 +135,19 @@ async fn broken_tls_files_keep_the_previous_material() {
     assert_eq!(t.get("/v1/status").await.1["tls"]["last_reload_error"], serde_json::Value::Null);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn unusable_tls_material_stops_the_start_with_the_file_named() {
+    let pki = crate::common::pki::TestPki::new();
+    std::fs::write(pki.path("ca.crl.pem"), "not a CRL").unwrap();
+    let mut config = medpdp::config::Config::default();
+    config.workspace.dir = crate::common::repo("tests/fixtures/med5g-mini");
+    config.workspace.watch = false;
+    config.data.dir = pki.path("data");
+    config.tls = pki.tls_config();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listeners = medpdp::server::Listeners { tls: Some(listener), insecure_http: None };
+    let e = medpdp::server::start(&config, listeners).await.unwrap_err().to_string();
+    assert!(e.contains("ca.crl.pem"), "{e}");
+    assert!(!pki.path("data").exists(), "nothing was opened before the TLS material loaded");
+}
