@@ -13,6 +13,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditConfig;
+use crate::ca::{CaConfig, EstConfig};
 use crate::http::Limits;
 use crate::identity::Caller;
 use crate::tls::TlsConfig;
@@ -41,6 +42,10 @@ pub struct Config {
     pub access: AccessConfig,
     /// The plain-HTTP development listener (off unless `listen` is set).
     pub insecure_http: InsecureHttpConfig,
+    /// The certificate authority.
+    pub ca: CaConfig,
+    /// Enrollment over EST.
+    pub est: EstConfig,
 }
 
 /// The AuthZEN endpoints (`/access/v1/...`) and how their requests map to Cedar.
@@ -336,6 +341,14 @@ impl Config {
         self.authzen.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(ConfigError::Invalid { key: "log.filter", message: e.to_string() });
+        }
+        if let Err((key, message)) = self.ca.validate().and_then(|()| self.est.validate()) {
+            return Err(ConfigError::Invalid { key, message });
+        }
+        if let Some(addr) = self.est.listen {
+            if addr == self.server.listen || Some(addr) == self.insecure_http.listen {
+                return invalid("est.listen", "must differ from the other listeners");
+            }
         }
         if let Err((key, message)) = self.audit.validate() {
             return Err(ConfigError::Invalid { key, message });

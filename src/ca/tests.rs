@@ -116,7 +116,7 @@ fn crls_list_the_revoked_serials() {
     let pem_text = ca
         .sign_crl(
             7,
-            &[Revoked { serial: issued.serial.clone(), at: now }],
+            &[Revoked { serial: issued.serial.clone(), at: now, reason: RevocationReason::KeyCompromise }],
             now + Duration::hours(1),
         )
         .unwrap();
@@ -127,7 +127,7 @@ fn crls_list_the_revoked_serials() {
     let serials: Vec<String> =
         crl.iter_revoked_certificates().map(|r| hex::encode(r.raw_serial())).collect();
     assert_eq!(serials, vec![issued.serial]);
-    assert!(ca.sign_crl(8, &[Revoked { serial: "zz".into(), at: now }], now).is_err());
+    assert!(ca.sign_crl(8, &[Revoked { serial: "zz".into(), at: now, reason: RevocationReason::Unspecified }], now).is_err());
 }
 
 #[test]
@@ -141,7 +141,9 @@ fn the_dev_pki_is_created_once_and_never_over_leftovers() {
         crls: vec![certs.join("ca.crl.pem")],
         ..crate::tls::TlsConfig::default()
     };
-    let pki = dev::ensure(&tls).unwrap().expect("created");
+    let ca = dev_ca_config(&certs);
+    let data = d.path().join("data");
+    let pki = dev::ensure(&tls, &ca, &data).unwrap().expect("created");
     assert_eq!(pki.clients.len(), dev::DEMO_CLIENTS.len());
     for path in [&pki.ca_cert, &pki.ca_key, &pki.server_cert, &pki.server_key] {
         assert!(path.is_file(), "{}", path.display());
@@ -151,8 +153,97 @@ fn the_dev_pki_is_created_once_and_never_over_leftovers() {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(key).unwrap().permissions().mode() & 0o777, 0o600);
     }
-    assert!(dev::ensure(&tls).unwrap().is_none(), "a second run creates nothing");
+    // The demo certificates are ordinary registry entries, and the CRL is the CA's.
+    let authority = Authority::open(&ca, &data).unwrap().expect("configured");
+    let listed = authority.registry().list(&registry::ListFilter::default()).unwrap();
+    assert_eq!(listed.len(), 1 + dev::DEMO_CLIENTS.len());
+    assert!(listed.iter().any(|r| r.identity == "urn:medpdp:gateway:demo-gateway"
+        && r.profile == "gateway-mtls"
+        && r.issued_via == "dev-pki"));
+    assert!(!authority.crl_due(time::OffsetDateTime::now_utc()));
+    assert!(dev::ensure(&tls, &ca, &data).unwrap().is_none(), "a second run creates nothing");
     std::fs::remove_file(&pki.ca_cert).unwrap();
-    let e = dev::ensure(&tls).unwrap_err().to_string();
+    let e = dev::ensure(&tls, &ca, &data).unwrap_err().to_string();
     assert!(e.contains("exists but its CA"), "{e}");
+}
+
+fn dev_ca_config(certs: &std::path::Path) -> CaConfig {
+    CaConfig {
+        cert: certs.join("ca.pem"),
+        key: certs.join("ca.key"),
+        chain: certs.join("ca-chain.pem"),
+        crl: certs.join("ca.crl.pem"),
+        profiles: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/profiles.toml"),
+        ..CaConfig::default()
+    }
+}
+
+#[test]
+fn an_ed25519_ca_and_an_imported_intermediate_issue_verifiable_leaves() {
+    let d = tempfile::tempdir().unwrap();
+    let ed = setup::init(
+        &dev_ca_config(&d.path().join("ed")),
+        &d.path().join("ed-data"),
+        CaKeyAlg::Ed25519,
+        "ed CA",
+        Duration::days(1),
+    )
+    .unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(ed.chain()[0].as_slice()).unwrap();
+    assert_eq!(cert.signature_algorithm.algorithm, x509_parser::oid_registry::OID_SIG_ED25519);
+
+    // A hospital root signs an intermediate; medpdp imports the intermediate with the root as
+    // its chain.
+    let root_key = rcgen::KeyPair::generate().unwrap();
+    let mut root_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    root_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    root_params.distinguished_name.push(rcgen::DnType::CommonName, "hospital root");
+    let root_cert = root_params.self_signed(&root_key).unwrap();
+    let root = rcgen::Issuer::new(root_params, root_key);
+    let inter_key = rcgen::KeyPair::generate().unwrap();
+    let mut inter_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    inter_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    inter_params.key_usages =
+        vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    inter_params.distinguished_name.push(rcgen::DnType::CommonName, "medpdp issuing CA");
+    let inter_cert = inter_params.signed_by(&inter_key, &root).unwrap();
+
+    let config = dev_ca_config(&d.path().join("inter"));
+    let bad_key = rcgen::KeyPair::generate().unwrap().serialize_pem();
+    let e = setup::import(&config, d.path(), &inter_cert.pem(), &bad_key, "").unwrap_err();
+    assert!(e.to_string().contains("is not the key"), "{e}");
+    let e = setup::import(&config, d.path(), &root_cert.pem(), &inter_key.serialize_pem(), "")
+        .unwrap_err();
+    assert!(e.to_string().contains("is not the key"), "{e}");
+    let authority = setup::import(
+        &config,
+        &d.path().join("inter-data"),
+        &inter_cert.pem(),
+        &inter_key.serialize_pem(),
+        &root_cert.pem(),
+    )
+    .unwrap();
+    assert_eq!(authority.chain().len(), 2, "intermediate then root");
+    let p7 = pkcs7::parse_certs_only(&authority.cacerts_pkcs7()).unwrap();
+    assert_eq!(p7.len(), 2);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let rec = authority
+        .issue(&authority::IssueRequest {
+            subject: authority::Subject::Caller(
+                crate::identity::Caller::from_urn("urn:medpdp:admin:a1").unwrap(),
+            ),
+            profile: authority.profiles().get("admin").unwrap(),
+            public_key: &leaf_key,
+            key_alg: "ECDSA-P256".into(),
+            validity: None,
+            via: "cli",
+            decision_id: None,
+            effect: registry::IssueEffect::None,
+        })
+        .unwrap();
+    let (_, leaf) = x509_parser::parse_x509_certificate(&rec.der).unwrap();
+    let (_, inter) = x509_parser::parse_x509_certificate(inter_cert.der()).unwrap();
+    assert!(leaf.verify_signature(Some(inter.public_key())).is_ok());
+    assert_eq!(leaf.issuer(), inter.subject());
+    assert!(authority.chain_pem_for_leaf().contains("BEGIN CERTIFICATE"), "intermediate sent");
 }

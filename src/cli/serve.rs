@@ -102,7 +102,7 @@ pub(super) fn run(args: ServeArgs) -> ExitStatus {
     };
     crate::telemetry::init(config.log.format, &config.log.filter);
     if config.tls.dev_pki {
-        match crate::ca::dev::ensure(&config.tls) {
+        match crate::ca::dev::ensure(&config.tls, &config.ca, &config.data.dir) {
             Ok(Some(pki)) => print_dev_pki(&pki, &config),
             Ok(None) => {}
             Err(e) => {

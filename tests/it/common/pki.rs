@@ -83,7 +83,11 @@ impl TestPki {
         self.revoked
             .lock()
             .unwrap()
-            .push(Revoked { serial: serial.to_owned(), at: OffsetDateTime::now_utc() });
+            .push(Revoked {
+                serial: serial.to_owned(),
+                at: OffsetDateTime::now_utc(),
+                reason: medpdp::ca::RevocationReason::KeyCompromise,
+            });
         self.write_crl();
     }
 
