@@ -69,6 +69,7 @@ async fn main() {
         audit: None,
         access: store(access_dir).await,
         tls: None,
+        ca: None,
     };
     let app = router(state.clone());
     let caller = Caller::from_urn("urn:medpdp:gateway:bench").expect("caller");

@@ -19,6 +19,7 @@ use crate::audit::archive::{ArchiveHook, VersionArchive};
 use crate::audit::{AuditLog, DataLayout};
 use crate::config::Config;
 use crate::http::authzen::{AuthzenState, IndexHook};
+use crate::http::ca::CaState;
 use crate::http::{router, AppState};
 use crate::policy::{
     watch, ActivationHook, PolicyStore, ReloadOutcome, ReloadTrigger, WatchHandle,
@@ -54,6 +55,9 @@ pub enum ServeError {
     /// The TLS material cannot be used.
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
+    /// The certificate authority's files cannot be used.
+    #[error("certificate authority: {0}")]
+    Ca(#[from] crate::ca::CaError),
     /// No listener to serve on.
     #[error("no listener: the TLS listener or the development listener is needed")]
     NoListener,
@@ -69,24 +73,33 @@ pub struct Listeners {
     pub tls: Option<TcpListener>,
     /// The plain-HTTP development listener (every caller is `insecure_http.identity`).
     pub insecure_http: Option<TcpListener>,
+    /// The EST listener: TLS, client certificate optional, EST routes only.
+    pub est: Option<TcpListener>,
 }
 
 /// A running service.
 #[derive(Debug)]
 pub struct RunningServer {
     tls_addr: Option<SocketAddr>,
+    est_addr: Option<SocketAddr>,
     insecure_http_addr: Option<SocketAddr>,
     state: AppState,
     shutdown: signal_watch::Sender<bool>,
     joins: Vec<JoinHandle<std::io::Result<()>>>,
     _watches: Vec<WatchHandle>,
     _tls_watch: Option<TlsWatchHandle>,
+    ca_task: Option<JoinHandle<()>>,
 }
 
 impl RunningServer {
     /// The address of the TLS listener, if one runs.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
         self.tls_addr
+    }
+
+    /// The address of the EST listener, if one runs.
+    pub fn est_addr(&self) -> Option<SocketAddr> {
+        self.est_addr
     }
 
     /// The address of the plain-HTTP development listener, if one runs.
@@ -102,6 +115,9 @@ impl RunningServer {
     /// Stops accepting, lets open connections finish for up to `grace`, then returns.
     pub async fn shutdown(mut self, grace: Duration) -> Result<(), ServeError> {
         let _ = self.shutdown.send(true);
+        if let Some(task) = self.ca_task.take() {
+            task.abort();
+        }
         let joins = std::mem::take(&mut self.joins);
         let aborts: Vec<_> = joins.iter().map(JoinHandle::abort_handle).collect();
         let all = async {
@@ -176,14 +192,22 @@ async fn load_store(
 /// Invalid access policies do not stop it either: every request but the health checks is
 /// refused (403) until they are fixed. Unusable TLS material does stop it.
 pub async fn start(config: &Config, listeners: Listeners) -> Result<RunningServer, ServeError> {
-    if listeners.tls.is_none() && listeners.insecure_http.is_none() {
+    if listeners.tls.is_none() && listeners.insecure_http.is_none() && listeners.est.is_none() {
         return Err(ServeError::NoListener);
     }
     // First, so that unusable TLS material stops the start before anything is opened.
-    let tls = match &listeners.tls {
-        Some(_) => Some(Arc::new(TlsStore::load(&config.tls)?)),
-        None => None,
+    let tls = match (&listeners.tls, &listeners.est) {
+        (None, None) => None,
+        _ => Some(Arc::new(TlsStore::load(&config.tls)?)),
     };
+    let ca = crate::ca::Authority::open(&config.ca, &config.data.dir)?
+        .map(|a| CaState::new(a, config.est.clone()));
+    if ca.is_none() {
+        tracing::info!(
+            cert = %config.ca.cert.display(),
+            "no certificate authority configured: EST and /v1/ca answer 503"
+        );
+    }
     // INVARIANT: the AuthZEN index hook is the last activation hook (see `IndexHook`).
     let authzen_index = Arc::new(IndexHook::default());
     // The versions archive comes first: nothing is indexed for a version it refused.
@@ -231,18 +255,32 @@ pub async fn start(config: &Config, listeners: Listeners) -> Result<RunningServe
         audit,
         access,
         tls: tls.clone(),
+        ca: ca.clone(),
     };
     let app = router(state.clone());
     let settings = conn_settings(config);
     let (shutdown, stop) = signal_watch::channel(false);
     let mut joins = Vec::new();
     let mut tls_addr = None;
-    if let (Some(listener), Some(tls)) = (listeners.tls, tls) {
+    if let (Some(listener), Some(tls)) = (listeners.tls, tls.clone()) {
         tls_addr = Some(listener.local_addr()?);
         let serve =
             listener::serve(listener, Transport::Tls(tls), app.clone(), settings, stop.clone());
         joins.push(tokio::spawn(serve));
     }
+    let mut est_addr = None;
+    if let (Some(listener), Some(tls)) = (listeners.est, &tls) {
+        est_addr = Some(listener.local_addr()?);
+        let transport = Transport::Est(Arc::clone(tls));
+        joins.push(tokio::spawn(listener::serve(
+            listener,
+            transport,
+            app.clone(),
+            settings,
+            stop.clone(),
+        )));
+    }
+    let ca_task = ca.map(|ca| tokio::spawn(maintain_crl(ca, tls.clone())));
     let mut insecure_http_addr = None;
     if let Some(listener) = listeners.insecure_http {
         let addr = listener.local_addr()?;
@@ -270,13 +308,48 @@ pub async fn start(config: &Config, listeners: Listeners) -> Result<RunningServe
     }
     Ok(RunningServer {
         tls_addr,
+        est_addr,
         insecure_http_addr,
+        ca_task,
         state,
         shutdown,
         joins,
         _watches: watches,
         _tls_watch: tls_watch,
     })
+}
+
+/// Re-signs the CRL before it expires (when less than a third of its validity is left), and
+/// makes the listeners use the new one at once.
+async fn maintain_crl(ca: Arc<CaState>, tls: Option<Arc<TlsStore>>) {
+    let validity = ca.authority.config().crl_validity();
+    let period = Duration::from_secs(
+        u64::try_from((validity / 6i32).whole_seconds()).unwrap_or(60).clamp(10, 300),
+    );
+    loop {
+        let due = {
+            let ca = Arc::clone(&ca);
+            tokio::task::spawn_blocking(move || {
+                if !ca.authority.crl_due(time::OffsetDateTime::now_utc()) {
+                    return Ok(None);
+                }
+                ca.authority.publish_crl().map(Some)
+            })
+            .await
+        };
+        match due {
+            Ok(Ok(Some(crl))) => {
+                tracing::info!(number = crl.number, next_update = %crl.next_update, "CRL re-signed");
+                if let Some(tls) = &tls {
+                    tls.reload(ReloadTrigger::Watch).await;
+                }
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot re-sign the CRL"),
+            Err(e) => tracing::error!(error = %e, "CRL task failed"),
+        }
+        tokio::time::sleep(period).await;
+    }
 }
 
 /// The decision log (when enabled) and the activation hooks of the policy store.
@@ -309,7 +382,14 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
-    let server = start(&config, Listeners { tls: Some(tls), insecure_http }).await?;
+    let est = match config.est.listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let server = start(&config, Listeners { tls: Some(tls), insecure_http, est }).await?;
+    if let Some(addr) = server.est_addr() {
+        tracing::info!(%addr, "EST listener on https://{addr} (client certificates optional, EST only)");
+    }
     if let Some(addr) = server.tls_addr() {
         tracing::info!(
             %addr,

@@ -10,7 +10,14 @@
 //! Fail closed throughout: no caller identity, no valid access policy set, a route missing from
 //! the table, or an evaluation error all refuse. Only the health checks and the public
 //! descriptions of the API (OpenAPI document, AuthZEN metadata) skip the policy, and even they
-//! need an authenticated caller.
+//! need an authenticated caller; EST `cacerts` is public (RFC 7030 §4.1.1).
+//!
+//! Besides callers (operational certificates), two principals exist only for enrollment: a
+//! device with a manufacturer certificate is `MedpdpApi::Bootstrap::"<serialNumber>"`, and a
+//! client without a certificate on the EST listener is `MedpdpApi::Anonymous::"anonymous"`.
+//! Neither is a `Caller`, so no route but those the policies open to them (`enroll`) answers
+//! them, and `Open` routes refuse them. On the EST listener only `/.well-known/est/` routes
+//! exist (others are 404).
 
 use std::sync::LazyLock;
 
@@ -25,7 +32,7 @@ use super::{ApiError, AppState};
 use crate::decide::{decide, Decision, DecisionRequest, EntityRef};
 use crate::identity::{Caller, CallerKind};
 use crate::policy::PolicyStore;
-use crate::tls::PeerIdentityError;
+use crate::tls::{Anonymous, BootstrapPeer, EstListener, PeerIdentityError};
 
 /// The Cedar namespace of the access policy set.
 pub const NAMESPACE: &str = "MedpdpApi";
@@ -33,6 +40,8 @@ pub const NAMESPACE: &str = "MedpdpApi";
 /// What an endpoint needs from the access policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteAccess {
+    /// Anyone who completed the TLS handshake, even without a certificate (EST `cacerts`).
+    Public,
     /// Any authenticated caller (health checks, API descriptions).
     Open,
     /// Permission for an access action: `MedpdpApi::Action::"<name>"`.
@@ -58,7 +67,34 @@ pub const ROUTE_ACCESS: &[(&str, RouteAccess)] = &[
     (super::authzen::SEARCH_RESOURCE_PATH, RouteAccess::Action("search")),
     (super::authzen::SEARCH_ACTION_PATH, RouteAccess::Action("search")),
     (super::authzen::METADATA_PATH, RouteAccess::Open),
+    (super::ca::EST_CACERTS, RouteAccess::Public),
+    (super::ca::EST_SIMPLEENROLL, RouteAccess::Action("enroll")),
+    (super::ca::EST_SIMPLEREENROLL, RouteAccess::Action("enroll")),
+    ("/v1/ca/certificates", RouteAccess::Action("manage_ca")),
+    ("/v1/ca/certificates/{serial}/revoke", RouteAccess::Action("manage_ca")),
+    ("/v1/ca/crl", RouteAccess::Open),
 ];
+
+/// Who asks, as the access policies see it.
+#[derive(Debug, Clone, Copy)]
+pub enum AccessPrincipal<'a> {
+    /// An operational certificate's caller.
+    Caller(&'a Caller),
+    /// A manufacturer (bootstrap) certificate, by its serialNumber.
+    Bootstrap(&'a str),
+    /// No certificate (EST listener).
+    Anonymous,
+}
+
+impl std::fmt::Display for AccessPrincipal<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AccessPrincipal::Caller(c) => write!(f, "`{c}`"),
+            AccessPrincipal::Bootstrap(id) => write!(f, "bootstrap device `{id}`"),
+            AccessPrincipal::Anonymous => f.write_str("anonymous client"),
+        }
+    }
+}
 
 /// The Cedar entity type of a caller kind, e.g. `MedpdpApi::Gateway`.
 pub fn principal_type(kind: CallerKind) -> &'static str {
@@ -82,6 +118,8 @@ const KINDS: [CallerKind; 5] = [
 /// Cedar names parsed once: per request only the caller's id is new.
 struct Names {
     kinds: Vec<(CallerKind, EntityTypeName)>,
+    bootstrap: EntityTypeName,
+    anonymous: EntityTypeName,
     /// `(route, action uid, resource uid)` for every route that needs an action.
     routes: Vec<(&'static str, EntityUid, EntityUid)>,
 }
@@ -97,7 +135,7 @@ static NAMES: LazyLock<Result<Names, String>> = LazyLock::new(|| {
     let routes = ROUTE_ACCESS
         .iter()
         .filter_map(|(route, access)| match access {
-            RouteAccess::Open => None,
+            RouteAccess::Open | RouteAccess::Public => None,
             RouteAccess::Action(a) => Some((
                 *route,
                 EntityUid::from_type_name_and_id(action_type.clone(), EntityId::new(a)),
@@ -105,23 +143,45 @@ static NAMES: LazyLock<Result<Names, String>> = LazyLock::new(|| {
             )),
         })
         .collect();
-    Ok(Names { kinds, routes })
+    Ok(Names {
+        kinds,
+        bootstrap: parse("MedpdpApi::Bootstrap")?,
+        anonymous: parse("MedpdpApi::Anonymous")?,
+        routes,
+    })
 });
 
 /// The middleware: identify, look up the route, ask the access policy.
 pub(super) async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let verdict = {
         let ext = req.extensions();
-        let Some(caller) = ext.get::<Caller>() else {
+        let route = ext.get::<MatchedPath>().map(MatchedPath::as_str);
+        if ext.get::<EstListener>().is_some()
+            && !route.is_some_and(|r| r.starts_with(super::ca::EST_PREFIX))
+        {
+            return ApiError::not_found().into_response();
+        }
+        let public = route.is_some_and(|r| {
+            ROUTE_ACCESS.iter().any(|(p, a)| *p == r && *a == RouteAccess::Public)
+        });
+        let principal = if let Some(caller) = ext.get::<Caller>() {
+            tracing::Span::current().record("caller", tracing::field::display(caller));
+            AccessPrincipal::Caller(caller)
+        } else if let Some(b) = ext.get::<BootstrapPeer>() {
+            AccessPrincipal::Bootstrap(&b.serial_number)
+        } else if ext.get::<Anonymous>().is_some() {
+            AccessPrincipal::Anonymous
+        } else if public {
+            AccessPrincipal::Anonymous
+        } else {
             let why = ext
                 .get::<PeerIdentityError>()
                 .map_or_else(|| "no authenticated caller".to_owned(), ToString::to_string);
             tracing::info!(reason = %why, "request refused: no caller identity");
             return forbidden(format!("access denied: {why}"), &[]).into_response();
         };
-        tracing::Span::current().record("caller", tracing::field::display(caller));
         // No matched route: the 404/405 fallbacks answer, and they reveal nothing.
-        ext.get::<MatchedPath>().map(|route| check(&state.access, caller, route.as_str()))
+        route.map(|route| check_principal(&state.access, principal, route))
     };
     match verdict {
         None | Some(Ok(())) => next.run(req).await,
@@ -131,8 +191,23 @@ pub(super) async fn authorize(State(state): State<AppState>, req: Request, next:
 
 /// Whether `caller` may use `route` under the active access policy set.
 pub fn check(access: &PolicyStore, caller: &Caller, route: &str) -> Result<(), ApiError> {
+    check_principal(access, AccessPrincipal::Caller(caller), route)
+}
+
+/// Whether `principal` may use `route` under the active access policy set.
+pub fn check_principal(
+    access: &PolicyStore,
+    principal: AccessPrincipal<'_>,
+    route: &str,
+) -> Result<(), ApiError> {
     let action = match ROUTE_ACCESS.iter().find(|(r, _)| *r == route) {
-        Some((_, RouteAccess::Open)) => return Ok(()),
+        Some((_, RouteAccess::Public)) => return Ok(()),
+        Some((_, RouteAccess::Open)) => {
+            return match principal {
+                AccessPrincipal::Caller(_) => Ok(()),
+                _ => Err(forbidden(format!("{principal} may only enroll"), &[])),
+            };
+        }
         Some((_, RouteAccess::Action(a))) => *a,
         None => {
             tracing::error!(%route, "route missing from the access table; refusing");
@@ -149,17 +224,27 @@ pub fn check(access: &PolicyStore, caller: &Caller, route: &str) -> Result<(), A
             &[],
         ));
     };
-    let principal_type = names.kinds.iter().find(|(k, _)| *k == caller.kind).map(|(_, t)| t);
+    let principal_uid = match principal {
+        AccessPrincipal::Caller(caller) => names
+            .kinds
+            .iter()
+            .find(|(k, _)| *k == caller.kind)
+            .map(|(_, t)| EntityUid::from_type_name_and_id(t.clone(), EntityId::new(&caller.id))),
+        AccessPrincipal::Bootstrap(id) => {
+            Some(EntityUid::from_type_name_and_id(names.bootstrap.clone(), EntityId::new(id)))
+        }
+        AccessPrincipal::Anonymous => Some(EntityUid::from_type_name_and_id(
+            names.anonymous.clone(),
+            EntityId::new("anonymous"),
+        )),
+    };
     let route_uids = names.routes.iter().find(|(r, ..)| *r == route);
-    let (Some(principal_type), Some((_, action_uid, resource_uid))) = (principal_type, route_uids)
+    let (Some(principal_uid), Some((_, action_uid, resource_uid))) = (principal_uid, route_uids)
     else {
         return Err(forbidden("access policy unavailable".into(), &[]));
     };
     let request = DecisionRequest {
-        principal: EntityRef(EntityUid::from_type_name_and_id(
-            principal_type.clone(),
-            EntityId::new(&caller.id),
-        )),
+        principal: EntityRef(principal_uid),
         action: EntityRef(action_uid.clone()),
         resource: EntityRef(resource_uid.clone()),
         context: None,
@@ -168,14 +253,14 @@ pub fn check(access: &PolicyStore, caller: &Caller, route: &str) -> Result<(), A
     match decide(&snapshot, &request) {
         Ok(outcome) if outcome.decision == Decision::Allow => Ok(()),
         Ok(outcome) => {
-            tracing::info!(%caller, action, reasons = ?outcome.reasons, "access denied");
+            tracing::info!(%principal, action, reasons = ?outcome.reasons, "access denied");
             let mut reasons = outcome.reasons;
             reasons.extend(outcome.errors.into_iter().map(|e| e.policy));
-            Err(forbidden(format!("`{caller}` may not `{action}`"), &reasons))
+            Err(forbidden(format!("{principal} may not `{action}`"), &reasons))
         }
         Err(e) => {
-            tracing::warn!(%caller, action, error = %e, "access request rejected by the access schema");
-            Err(forbidden(format!("`{caller}` may not `{action}`: {e}"), &[]))
+            tracing::warn!(%principal, action, error = %e, "access request rejected by the access schema");
+            Err(forbidden(format!("{principal} may not `{action}`: {e}"), &[]))
         }
     }
 }
@@ -193,7 +278,8 @@ mod tests {
     fn every_access_name_parses() {
         let names = NAMES.as_ref().unwrap();
         assert_eq!(names.kinds.len(), KINDS.len());
-        let actions = ROUTE_ACCESS.iter().filter(|(_, a)| *a != RouteAccess::Open).count();
+        let actions =
+            ROUTE_ACCESS.iter().filter(|(_, a)| matches!(a, RouteAccess::Action(_))).count();
         assert_eq!(names.routes.len(), actions);
     }
 

@@ -70,6 +70,14 @@ pub enum DecisionSource {
         /// Position in the batch.
         index: usize,
     },
+    /// A certificate issuance or renewal by the CA (EST or the admin API).
+    Ca {
+        /// `issue` or `renew`.
+        operation: &'static str,
+        /// How the requester authenticated: `idevid:<serialNumber>`, `token:<id>`,
+        /// `certificate:<serial>` or the administrator's URN.
+        authenticated_as: String,
+    },
     /// An AuthZEN endpoint, with the PEP's `X-Request-ID` (generated when absent).
     Authzen {
         /// Which AuthZEN API.

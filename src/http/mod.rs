@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod authzen;
+pub mod ca;
 mod decide;
 mod error;
 mod json;
@@ -78,6 +79,8 @@ pub struct AppState {
     pub access: Arc<PolicyStore>,
     /// The TLS listener's material (`None` when only the development listener runs).
     pub tls: Option<Arc<crate::tls::TlsStore>>,
+    /// The certificate authority (`None` when no CA is configured).
+    pub ca: Option<Arc<ca::CaState>>,
 }
 
 /// Every route with its documentation. INVARIANT: routes are added only here, only with
@@ -92,6 +95,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::ready))
         .routes(routes!(openapi::openapi_json))
         .merge(authzen::routes())
+        .merge(ca::routes())
 }
 
 /// The OpenAPI document of every route.

@@ -33,6 +33,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/access/v1/search/resource"),
     ("POST", "/access/v1/search/action"),
     ("GET", "/.well-known/authzen-configuration"),
+    ("GET", "/.well-known/est/cacerts"),
+    ("POST", "/.well-known/est/simpleenroll"),
+    ("POST", "/.well-known/est/simplereenroll"),
+    ("GET", "/v1/ca/certificates"),
+    ("POST", "/v1/ca/certificates"),
+    ("POST", "/v1/ca/certificates/{serial}/revoke"),
+    ("GET", "/v1/ca/crl"),
 ];
 
 /// Document-level information; paths and their schemas come from the handlers.
@@ -47,6 +54,8 @@ pub const ROUTES: &[(&str, &str)] = &[
         (name = "decide", description = "medpdp's native decision API"),
         (name = "authzen", description = "OpenID AuthZEN Authorization API 1.0"),
         (name = "ops", description = "Health, status, administration"),
+        (name = "est", description = "Certificate enrollment over EST (RFC 7030)"),
+        (name = "ca", description = "Certificate authority administration and CRL"),
     )
 )]
 pub(super) struct ApiDoc;

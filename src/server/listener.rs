@@ -8,8 +8,11 @@
 //! silent client can hold a connection.
 //!
 //! On the development listener there is no TLS and every request carries the configured
-//! development identity. Either way the identity is set here, from the connection, and never
-//! from anything the client sends over HTTP.
+//! development identity. On the EST listener a client certificate is optional (token
+//! enrollment) and every request is marked [`EstListener`], so only EST routes answer there.
+//! A certificate that chains only to a manufacturer CA gives a `BootstrapPeer`, never a
+//! `Caller`. Either way the identity is set here, from the connection, and never from anything
+//! the client sends over HTTP.
 
 use std::io;
 use std::net::SocketAddr;
@@ -34,15 +37,37 @@ use tower::ServiceExt;
 
 use crate::http::ApiError;
 use crate::identity::Caller;
-use crate::tls::{caller_from_certificate, PeerIdentityError, TlsStore};
+use crate::tls::{
+    bootstrap_from_certificate, caller_from_certificate, Anonymous, BootstrapPeer, EstListener,
+    PeerCertificate, PeerClass, PeerIdentityError, TlsStore,
+};
 
 /// How connections on a listener are secured and who their callers are.
 #[derive(Debug, Clone)]
 pub(super) enum Transport {
     /// TLS with required client certificates; the caller comes from the certificate.
     Tls(Arc<TlsStore>),
+    /// The EST listener: TLS, client certificate optional, EST routes only.
+    Est(Arc<TlsStore>),
     /// Plain HTTP on loopback (development only); every caller is this identity.
     InsecureHttp(Caller),
+}
+
+/// Who is at the other end of a connection.
+#[derive(Debug, Clone)]
+enum Peer {
+    Caller(Caller),
+    Bootstrap(BootstrapPeer),
+    Anonymous,
+    Refused(PeerIdentityError),
+}
+
+/// What every request of a connection carries.
+#[derive(Debug, Clone)]
+struct ConnIdentity {
+    peer: Peer,
+    cert: Option<PeerCertificate>,
+    est: bool,
 }
 
 /// Bounds on connections.
@@ -137,9 +162,22 @@ impl Connection {
     async fn run(self, tcp: TcpStream, transport: Transport) {
         let _ = tcp.set_nodelay(true);
         match transport {
-            Transport::InsecureHttp(caller) => self.serve_http(tcp, Ok(caller)).await,
-            Transport::Tls(store) => {
-                let acceptor = TlsAcceptor::from(store.current());
+            Transport::InsecureHttp(caller) => {
+                let id = ConnIdentity { peer: Peer::Caller(caller), cert: None, est: false };
+                self.serve_http(tcp, id).await;
+            }
+            Transport::Tls(store) => self.run_tls(tcp, &store, false).await,
+            Transport::Est(store) => self.run_tls(tcp, &store, true).await,
+        }
+    }
+
+    async fn run_tls(self, tcp: TcpStream, store: &TlsStore, est: bool) {
+        {
+            {
+                // One load: the handshake and the classification use the same material.
+                let active = store.active();
+                let config = if est { active.est_config.clone() } else { active.config.clone() };
+                let acceptor = TlsAcceptor::from(config);
                 let handshake = acceptor.accept(tcp);
                 let tls =
                     match tokio::time::timeout(self.settings.handshake_timeout, handshake).await {
@@ -153,25 +191,47 @@ impl Connection {
                             return;
                         }
                     };
-                let identity = match tls.get_ref().1.peer_certificates() {
-                    Some([leaf, ..]) => caller_from_certificate(leaf),
-                    _ => Err(PeerIdentityError::NoCertificate),
+                let (peer, cert) = match tls.get_ref().1.peer_certificates() {
+                    Some(chain @ [leaf, ..]) => {
+                        let peer = match active.classifier.classify(chain) {
+                            PeerClass::Operational => match caller_from_certificate(leaf) {
+                                Ok(c) => Peer::Caller(c),
+                                Err(e) => Peer::Refused(e),
+                            },
+                            PeerClass::Bootstrap => match bootstrap_from_certificate(leaf) {
+                                Ok(b) => Peer::Bootstrap(b),
+                                Err(e) => Peer::Refused(e),
+                            },
+                        };
+                        (peer, PeerCertificate::from_der(leaf))
+                    }
+                    _ if est => (Peer::Anonymous, None),
+                    _ => (Peer::Refused(PeerIdentityError::NoCertificate), None),
                 };
-                match &identity {
-                    Ok(caller) => tracing::debug!(peer = %self.peer, %caller, "TLS connection"),
-                    Err(e) => tracing::info!(
+                match &peer {
+                    Peer::Caller(caller) => {
+                        tracing::debug!(peer = %self.peer, %caller, "TLS connection");
+                    }
+                    Peer::Bootstrap(b) => tracing::info!(
+                        peer = %self.peer,
+                        serial_number = %b.serial_number,
+                        subject = %b.subject,
+                        "bootstrap (manufacturer) certificate: enrollment only"
+                    ),
+                    Peer::Anonymous => tracing::debug!(peer = %self.peer, "EST client without a certificate"),
+                    Peer::Refused(e) => tracing::info!(
                         peer = %self.peer,
                         error = %e,
                         "client certificate names no caller; its requests are refused"
                     ),
                 }
-                self.serve_http(tls, identity).await;
+                self.serve_http(tls, ConnIdentity { peer, cert, est }).await;
             }
         }
     }
 
     /// Serves HTTP on `io`, attaching the identity (or why there is none) to every request.
-    async fn serve_http<I>(mut self, io: I, identity: Result<Caller, PeerIdentityError>)
+    async fn serve_http<I>(mut self, io: I, identity: ConnIdentity)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -180,13 +240,26 @@ impl Connection {
         let app = self.app.clone();
         let request_timeout = self.settings.request_timeout;
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-            match &identity {
-                Ok(caller) => {
-                    req.extensions_mut().insert(caller.clone());
+            let ext = req.extensions_mut();
+            match &identity.peer {
+                Peer::Caller(caller) => {
+                    ext.insert(caller.clone());
                 }
-                Err(e) => {
-                    req.extensions_mut().insert(e.clone());
+                Peer::Bootstrap(b) => {
+                    ext.insert(b.clone());
                 }
+                Peer::Anonymous => {
+                    ext.insert(Anonymous);
+                }
+                Peer::Refused(e) => {
+                    ext.insert(e.clone());
+                }
+            }
+            if let Some(cert) = &identity.cert {
+                ext.insert(cert.clone());
+            }
+            if identity.est {
+                ext.insert(EstListener);
             }
             let app = app.clone();
             async move {

@@ -8,7 +8,10 @@
 //!   period, `clientAuth` EKU, and every CRL (a chain whose issuer has no CRL while CRLs are
 //!   configured is refused: unknown status is not "good");
 //! - no session resumption (no session cache, no tickets): every connection is fully
-//!   verified, so a CRL update applies to the next connection.
+//!   verified, so a CRL update applies to the next connection;
+//! - manufacturer (bootstrap) CAs, when configured, are a second, separate trust: see
+//!   `verifier`. Two configurations are built from the same material: the API listener's
+//!   (certificate required) and the EST listener's (certificate optional).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,11 +19,13 @@ use std::sync::Arc;
 use rustls::crypto::{ring as ring_provider, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::verifier::{Classifier, SplitVerifier};
 use super::{TlsConfig, TlsError, TlsVersion};
 
 /// The cipher suites offered: TLS 1.3 AEADs, and TLS 1.2 ECDHE with AEAD ciphers. No CBC, no
@@ -85,6 +90,8 @@ pub struct MaterialInfo {
     pub client_cas: Vec<CertInfo>,
     /// The CRLs.
     pub crls: Vec<CrlInfo>,
+    /// Manufacturer CA certificates: bootstrap (IDevID) certificates may enroll, nothing else.
+    pub bootstrap_cas: Vec<CertInfo>,
     /// Lowest protocol version accepted.
     pub min_version: TlsVersion,
     /// `sha256:` over the contents of every file, to tell a real change from a touch.
@@ -93,8 +100,19 @@ pub struct MaterialInfo {
 
 /// A built server configuration and its description.
 pub(super) struct Material {
-    pub(super) config: Arc<ServerConfig>,
+    pub(super) active: Arc<Active>,
     pub(super) info: MaterialInfo,
+}
+
+/// The configurations built from one set of files, swapped together.
+#[derive(Debug)]
+pub struct Active {
+    /// The API listener: client certificate required.
+    pub config: Arc<ServerConfig>,
+    /// The EST listener: client certificate optional (token enrollment).
+    pub est_config: Arc<ServerConfig>,
+    /// Tells operational from bootstrap certificates with the same material.
+    pub classifier: Classifier,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -153,6 +171,17 @@ pub(super) fn load(settings: &TlsConfig) -> Result<Material, TlsError> {
             .add(ca)
             .map_err(|e| content(&settings.client_ca, format!("unusable CA certificate: {e}")))?;
     }
+    let mut bootstrap_roots = RootCertStore::empty();
+    let mut bootstrap_cas = Vec::new();
+    for path in &settings.bootstrap_cas {
+        let bytes = read_hashed(path)?;
+        for ca in pem_all::<CertificateDer<'static>>(path, &bytes, "CA certificate")? {
+            bootstrap_cas.push(cert_info(path, &ca)?);
+            bootstrap_roots
+                .add(ca)
+                .map_err(|e| content(path, format!("unusable CA certificate: {e}")))?;
+        }
+    }
     let server_cert = match chain.first() {
         Some(leaf) => cert_info(&settings.cert, leaf)?,
         None => return Err(content(&settings.cert, "no certificate found")),
@@ -163,10 +192,65 @@ pub(super) fn load(settings: &TlsConfig) -> Result<Material, TlsError> {
         .key_provider
         .load_private_key(key.clone_key())
         .map_err(|e| content(&settings.key, format!("unusable private key: {e}")))?;
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .with_crls(crls)
-        .build()
-        .map_err(|e| TlsError::Config(format!("client certificate verifier: {e}")))?;
+    let mut hints: Vec<rustls::DistinguishedName> = roots.subjects();
+    hints.extend(bootstrap_roots.subjects());
+    let operational: Arc<dyn ClientCertVerifier> =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .with_crls(crls)
+            .build()
+            .map_err(|e| TlsError::Config(format!("client certificate verifier: {e}")))?;
+    // Manufacturer CAs publish no CRL medpdp could load: revocation is not checked for
+    // bootstrap certificates (they can only ask for an enrollment, which policy decides).
+    let bootstrap: Option<Arc<dyn ClientCertVerifier>> = if bootstrap_roots.is_empty() {
+        None
+    } else {
+        Some(
+            WebPkiClientVerifier::builder_with_provider(
+                Arc::new(bootstrap_roots),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| TlsError::Config(format!("bootstrap certificate verifier: {e}")))?,
+        )
+    };
+    let split = |optional: bool| -> Arc<dyn ClientCertVerifier> {
+        Arc::new(SplitVerifier {
+            operational: operational.clone(),
+            bootstrap: bootstrap.clone(),
+            optional,
+            hints: hints.clone(),
+        })
+    };
+    let main_verifier = match bootstrap {
+        None => operational.clone(),
+        Some(_) => split(false),
+    };
+    let build = |verifier: Arc<dyn ClientCertVerifier>| {
+        server_config(settings, provider.clone(), verifier, chain.clone(), key.clone_key())
+    };
+    let config = build(main_verifier)?;
+    let est_config = build(split(true))?;
+    let classifier = Classifier { operational, has_bootstrap: !bootstrap_cas.is_empty() };
+
+    let fingerprint = format!("sha256:{}", hex::encode(hash.finish().as_ref()));
+    let info = MaterialInfo {
+        server_cert,
+        client_cas,
+        crls: crl_infos,
+        bootstrap_cas,
+        min_version: settings.min_version,
+        fingerprint,
+    };
+    Ok(Material { active: Arc::new(Active { config, est_config, classifier }), info })
+}
+
+fn server_config(
+    settings: &TlsConfig,
+    provider: Arc<CryptoProvider>,
+    verifier: Arc<dyn ClientCertVerifier>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let versions: &[&rustls::SupportedProtocolVersion] = match settings.min_version {
         TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersion::Tls13 => &[&rustls::version::TLS13],
@@ -189,23 +273,14 @@ pub(super) fn load(settings: &TlsConfig) -> Result<Material, TlsError> {
     // revoked client could keep reconnecting on an old session.
     config.session_storage = Arc::new(NoServerSessionStorage {});
     config.send_tls13_tickets = 0;
-
-    let fingerprint = format!("sha256:{}", hex::encode(hash.finish().as_ref()));
-    let info = MaterialInfo {
-        server_cert,
-        client_cas,
-        crls: crl_infos,
-        min_version: settings.min_version,
-        fingerprint,
-    };
-    Ok(Material { config: Arc::new(config), info })
+    Ok(Arc::new(config))
 }
 
 /// Only the fingerprint, for telling whether anything changed (cheap: no parsing).
 pub(super) fn fingerprint(settings: &TlsConfig) -> Result<String, TlsError> {
     let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
     let paths = [&settings.cert, &settings.key, &settings.client_ca].into_iter();
-    for path in paths.chain(settings.crls.iter()) {
+    for path in paths.chain(settings.crls.iter()).chain(settings.bootstrap_cas.iter()) {
         let bytes = read(path)?;
         hash.update(path.as_os_str().as_encoded_bytes());
         hash.update(&(bytes.len() as u64).to_be_bytes());

@@ -12,6 +12,7 @@
 mod material;
 mod peer;
 mod store;
+mod verifier;
 mod watch;
 
 use std::path::PathBuf;
@@ -19,8 +20,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use material::{provider, CertInfo, CrlInfo, MaterialInfo, ALLOWED_CIPHER_SUITES};
-pub use peer::{caller_from_certificate, PeerIdentityError};
+pub use material::{provider, Active, CertInfo, CrlInfo, MaterialInfo, ALLOWED_CIPHER_SUITES};
+pub use peer::{
+    bootstrap_from_certificate, caller_from_certificate, Anonymous, BootstrapPeer, EstListener,
+    PeerCertificate, PeerIdentityError,
+};
+pub use verifier::{Classifier, PeerClass};
 pub use store::{TlsReloadOutcome, TlsStatus, TlsStore};
 pub use watch::{watch, TlsWatchHandle};
 
@@ -36,6 +41,9 @@ pub struct TlsConfig {
     pub client_ca: PathBuf,
     /// CRLs (PEM) checked on every handshake. Empty: no revocation checking.
     pub crls: Vec<PathBuf>,
+    /// Manufacturer CA certificates (PEM): devices with a certificate from one of them (an
+    /// IEEE 802.1AR IDevID) may enroll over EST, and do nothing else.
+    pub bootstrap_cas: Vec<PathBuf>,
     /// Lowest protocol version accepted.
     pub min_version: TlsVersion,
     /// How long a client has to complete the TLS handshake, in milliseconds.
@@ -55,6 +63,7 @@ impl Default for TlsConfig {
             key: PathBuf::from("certs/server.key"),
             client_ca: PathBuf::from("certs/ca.pem"),
             crls: vec![PathBuf::from("certs/ca.crl.pem")],
+            bootstrap_cas: Vec::new(),
             min_version: TlsVersion::Tls12,
             handshake_timeout_ms: 10_000,
             watch: true,

@@ -7,11 +7,76 @@
 //!
 //! This runs only after rustls verified the chain, validity, EKU and revocation; it adds the
 //! identity rule on top.
+//!
+//! A *bootstrap* certificate (one that chains only to a manufacturer CA) never names a
+//! [`Caller`]: it gives a [`BootstrapPeer`], identified by the subject `serialNumber` that
+//! IEEE 802.1AR IDevIDs carry, which the access policies let enroll and nothing else. A client
+//! without a certificate (possible on the EST listener only) is [`Anonymous`].
 
 use rustls::pki_types::CertificateDer;
 use x509_parser::extensions::GeneralName;
 
 use crate::identity::{Caller, IdentityError};
+
+/// A device that presented a manufacturer (IDevID) certificate. It may only enroll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapPeer {
+    /// The subject `serialNumber`: the device's factory identity, and the id it enrolls as.
+    pub serial_number: String,
+    /// The subject, for logs.
+    pub subject: String,
+}
+
+/// Marks requests that arrived on the EST listener (only EST routes answer there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EstListener;
+
+/// A client without a certificate (EST listener only): it may enroll with a one-time token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anonymous;
+
+/// The verified leaf certificate of the connection (operational or bootstrap).
+#[derive(Debug, Clone)]
+pub struct PeerCertificate {
+    /// DER.
+    pub der: std::sync::Arc<Vec<u8>>,
+    /// Serial number, lower-case hex.
+    pub serial: String,
+    /// End of validity.
+    pub not_after: time::OffsetDateTime,
+}
+
+impl PeerCertificate {
+    /// Facts about a verified leaf; `None` if it cannot be parsed (webpki accepted it, so
+    /// this should not happen).
+    pub fn from_der(leaf: &CertificateDer<'_>) -> Option<Self> {
+        let (_, cert) = x509_parser::parse_x509_certificate(leaf).ok()?;
+        Some(Self {
+            der: std::sync::Arc::new(leaf.to_vec()),
+            serial: hex::encode(cert.raw_serial()),
+            not_after: cert.validity().not_after.to_datetime(),
+        })
+    }
+}
+
+/// The device named by a bootstrap certificate: its subject `serialNumber` attribute, which
+/// must be a valid medpdp id (letters, digits, `.`, `_`, `-`).
+pub fn bootstrap_from_certificate(
+    leaf: &CertificateDer<'_>,
+) -> Result<BootstrapPeer, PeerIdentityError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf)
+        .map_err(|e| PeerIdentityError::Unparsable(e.to_string()))?;
+    let subject = cert.subject().to_string();
+    let serial = cert
+        .subject()
+        .iter_by_oid(&x509_parser::oid_registry::OID_X509_SERIALNUMBER)
+        .next()
+        .and_then(|a| a.as_str().ok())
+        .ok_or(PeerIdentityError::NoSerialNumber)?;
+    // The same rules as a caller id, so the enrolled identity is always valid.
+    Caller::new(crate::identity::CallerKind::Terminal, serial)?;
+    Ok(BootstrapPeer { serial_number: serial.to_owned(), subject })
+}
 
 /// Why a verified certificate does not name a caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +96,9 @@ pub enum PeerIdentityError {
     /// The URI is not a medpdp identity.
     #[error("client certificate identity: {0}")]
     NotAnIdentity(#[from] IdentityError),
+    /// A manufacturer certificate without a subject `serialNumber`.
+    #[error("manufacturer certificate has no subject serialNumber (the IEEE 802.1AR device identity)")]
+    NoSerialNumber,
 }
 
 /// The caller named by a (verified) client certificate.

@@ -13,7 +13,7 @@ use rustls::ServerConfig;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::material::{self, MaterialInfo};
+use super::material::{self, Active, MaterialInfo};
 use super::{TlsConfig, TlsError};
 use crate::policy::ReloadTrigger;
 
@@ -74,7 +74,7 @@ pub struct TlsStatus {
 #[derive(Debug)]
 pub struct TlsStore {
     settings: TlsConfig,
-    current: ArcSwap<ServerConfig>,
+    current: ArcSwap<Active>,
     status: Mutex<TlsStatus>,
     reload_gate: tokio::sync::Mutex<()>,
 }
@@ -86,7 +86,7 @@ impl TlsStore {
         warn_about(&m.info);
         Ok(Self {
             settings: settings.clone(),
-            current: ArcSwap::new(m.config),
+            current: ArcSwap::new(m.active),
             status: Mutex::new(TlsStatus {
                 active: m.info,
                 loaded_at: OffsetDateTime::now_utc(),
@@ -103,8 +103,14 @@ impl TlsStore {
         &self.settings
     }
 
-    /// The configuration for a new connection. One atomic load; no lock.
+    /// The API listener's configuration for a new connection. One atomic load; no lock.
     pub fn current(&self) -> Arc<ServerConfig> {
+        self.current.load().config.clone()
+    }
+
+    /// Everything built from the current files (both listeners' configurations and the
+    /// classifier), for a new connection. One atomic load; no lock.
+    pub fn active(&self) -> Arc<Active> {
         self.current.load_full()
     }
 
@@ -127,7 +133,7 @@ impl TlsStore {
             Ok(Some(m)) => {
                 warn_about(&m.info);
                 let fingerprint = m.info.fingerprint.clone();
-                self.current.store(m.config);
+                self.current.store(m.active);
                 status.active = m.info;
                 status.loaded_at = OffsetDateTime::now_utc();
                 status.reloads += 1;

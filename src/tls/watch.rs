@@ -56,6 +56,7 @@ pub fn watch(store: Arc<TlsStore>) -> Result<TlsWatchHandle, notify::Error> {
     let files: BTreeSet<PathBuf> = [&settings.cert, &settings.key, &settings.client_ca]
         .into_iter()
         .chain(&settings.crls)
+        .chain(&settings.bootstrap_cas)
         .map(|p| absolute(p))
         .collect();
     let dirs: BTreeSet<PathBuf> =

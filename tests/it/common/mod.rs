@@ -79,7 +79,7 @@ impl TestServer {
         let mut config = Self::config(&workspace, &data);
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let listeners = Listeners { tls: None, insecure_http: Some(listener) };
+        let listeners = Listeners { tls: None, insecure_http: Some(listener), est: None };
         let server = start(&config, listeners).await.unwrap();
         let base = format!("http://{}", server.insecure_http_addr().unwrap());
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
@@ -97,7 +97,7 @@ impl TestServer {
         config.tls = pki.tls_config();
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let listeners = Listeners { tls: Some(listener), insecure_http: None };
+        let listeners = Listeners { tls: Some(listener), insecure_http: None, est: None };
         let server = start(&config, listeners).await.unwrap();
         let base = format!("https://{}", server.tls_addr().unwrap());
         let client = pki.http_client(Some(&pki.client(client_identity)));
