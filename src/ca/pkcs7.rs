@@ -44,14 +44,14 @@ pub fn certs_only(certs: &[&[u8]]) -> Vec<u8> {
     })
 }
 
-/// Base64 in lines of 64 characters, each ending in CRLF (what EST clients expect; RFC 8951
+/// Base64 in lines of 64 characters, each ending in LF (what `base64 -d` and EST clients take; RFC 8951
 /// lets them accept it with or without breaks).
 pub fn base64_lines(der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = String::with_capacity(b64.len() + b64.len() / 32 + 2);
     for chunk in b64.as_bytes().chunks(64) {
         out.push_str(&String::from_utf8_lossy(chunk));
-        out.push_str("\r\n");
+        out.push('\n');
     }
     out
 }

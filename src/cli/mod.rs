@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout, reason = "the CLI prints its results")]
 
 mod audit;
+mod ca;
 mod check;
 mod decide;
 mod serve;
@@ -37,6 +38,8 @@ pub enum Command {
     Test(test::TestArgs),
     /// Verify, replay and query the decision log; export its public key.
     Audit(audit::AuditArgs),
+    /// The certificate authority: init, import, issue, list, revoke, crl, token.
+    Ca(ca::CaArgs),
 }
 
 /// Process exit codes. Allow and every success are 0; a deny is 2 (as in the Cedar CLI) so
@@ -88,6 +91,7 @@ pub fn main() -> ExitCode {
         Command::Decide(args) => decide::run(args),
         Command::Test(args) => test::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Ca(args) => ca::run(args),
     };
     status.into()
 }
