@@ -17,8 +17,8 @@ use time::{Duration, OffsetDateTime};
 use super::config::CaConfig;
 use super::profiles::{Profile, ProfileKind, Profiles};
 use super::registry::{CertRecord, CertStatus, IssueEffect, Registry, TokenRecord};
-use super::{files, pkcs7, CaError, CertificateAuthority, LeafSpec, RevocationReason, Revoked};
 use super::SubjectAltName;
+use super::{files, pkcs7, CaError, CertificateAuthority, LeafSpec, RevocationReason, Revoked};
 use crate::identity::Caller;
 
 /// What a certificate names.
@@ -151,7 +151,14 @@ impl Authority {
             let text = files::read(&config.chain)?;
             chain.extend(pem_certs(&text, &config.chain)?);
         }
-        Ok(Self { ca, chain, profiles, registry, config: config.clone(), counters: CaCounters::default() })
+        Ok(Self {
+            ca,
+            chain,
+            profiles,
+            registry,
+            config: config.clone(),
+            counters: CaCounters::default(),
+        })
     }
 
     /// The configuration.
@@ -243,7 +250,8 @@ impl Authority {
                 profile.name, profile.max_lifetime
             ));
         }
-        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::now_utc());
+        let now =
+            OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::now_utc());
         let spec = LeafSpec {
             common_name,
             sans,
@@ -351,12 +359,20 @@ impl Authority {
         ttl: Duration,
     ) -> Result<NewToken, CaError> {
         if let Some(p) = profile {
-            let known = self.profiles.get(p).is_some_and(|p| p.kind.caller_kind() == Some(identity.kind));
+            let known =
+                self.profiles.get(p).is_some_and(|p| p.kind.caller_kind() == Some(identity.kind));
             if !known {
-                return Err(CaError::Invalid(format!("no `{}` profile named `{p}`", identity.kind.as_str())));
+                return Err(CaError::Invalid(format!(
+                    "no `{}` profile named `{p}`",
+                    identity.kind.as_str()
+                )));
             }
         }
-        if !self.profiles.iter().any(|p| p.kind.policy_gated() && p.kind.caller_kind() == Some(identity.kind)) {
+        if !self
+            .profiles
+            .iter()
+            .any(|p| p.kind.policy_gated() && p.kind.caller_kind() == Some(identity.kind))
+        {
             return Err(CaError::Invalid(format!(
                 "tokens enroll terminals and gateways, not `{}`",
                 identity.kind.as_str()
@@ -379,7 +395,12 @@ impl Authority {
             secret_sha256: sha256(secret.as_bytes()),
         };
         self.registry.add_token(&record, now)?;
-        Ok(NewToken { id: record.id, secret, identity: record.identity, expires_at: record.expires_at })
+        Ok(NewToken {
+            id: record.id,
+            secret,
+            identity: record.identity,
+            expires_at: record.expires_at,
+        })
     }
 
     /// The token `id` if `secret` is its secret and it is unused and unexpired. Consuming it

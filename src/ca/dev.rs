@@ -147,10 +147,15 @@ pub fn ensure(
 
 /// Issues a development certificate of `profile` for a fresh P-256 key, valid for the
 /// profile's `max_lifetime` (so the demo keeps working for a year); `(cert chain, key)` PEM.
-fn issue(authority: &Authority, profile: &str, subject: Subject) -> Result<(String, String), CaError> {
-    let profile = authority.profiles().get(profile).ok_or_else(|| {
-        CaError::Invalid(format!("the profiles file has no `{profile}` profile"))
-    })?;
+fn issue(
+    authority: &Authority,
+    profile: &str,
+    subject: Subject,
+) -> Result<(String, String), CaError> {
+    let profile = authority
+        .profiles()
+        .get(profile)
+        .ok_or_else(|| CaError::Invalid(format!("the profiles file has no `{profile}` profile")))?;
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .map_err(|source| CaError::Cert { context: "cannot generate a key".into(), source })?;
     let record = authority.issue(&IssueRequest {

@@ -127,7 +127,7 @@ impl Profile {
     /// Whether a CSR key algorithm is allowed.
     pub fn allows(&self, alg: KeyAlg) -> bool {
         let name = alg.name();
-        self.key_algs.iter().any(|a| *a == name)
+        self.key_algs.contains(&name)
     }
 
     /// The usages for a [`super::LeafSpec`].
@@ -253,7 +253,8 @@ mod tests {
 
     #[test]
     fn the_committed_profiles_file_is_valid() {
-        let p = Profiles::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/profiles.toml")).unwrap();
+        let p = Profiles::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/profiles.toml"))
+            .unwrap();
         let t = p.get("terminal-mtls").unwrap();
         assert_eq!(t.kind, ProfileKind::Terminal);
         assert_eq!(t.lifetime, Duration::hours(24));
@@ -273,7 +274,9 @@ mod tests {
         assert!(bad("[profiles.a]\nkind = \"server\"\nlifetime = \"1h\"\nkey_algs = [\"Ed25519\"]\neku = [\"client_auth\"]\n").contains("ServerAuth"));
         assert!(bad(&format!("[profiles.a]\nlifetime = \"1h\"\nmax_lifetime = \"1m\"\n{base}"))
             .contains("shorter"));
-        assert!(bad(&format!("[profiles.a]\nlifetime = \"1h\"\ncolour = 1\n{base}")).contains("colour"));
+        assert!(
+            bad(&format!("[profiles.a]\nlifetime = \"1h\"\ncolour = 1\n{base}")).contains("colour")
+        );
         assert_eq!(parse_duration("90d").unwrap(), Duration::days(90));
         assert_eq!(cedar_duration(Duration::hours(24)), "86400s");
     }

@@ -394,7 +394,8 @@ impl Registry {
         at: OffsetDateTime,
     ) -> Result<CertRecord, RegistryError> {
         let serial = serial.to_ascii_lowercase();
-        let current = self.get(&serial)?.ok_or_else(|| RegistryError::UnknownSerial(serial.clone()))?;
+        let current =
+            self.get(&serial)?.ok_or_else(|| RegistryError::UnknownSerial(serial.clone()))?;
         if current.status == CertStatus::Revoked {
             return Err(RegistryError::AlreadyRevoked(serial));
         }
@@ -559,7 +560,10 @@ mod tests {
             r.revoke("02", RevocationReason::Unspecified, now),
             Err(RegistryError::AlreadyRevoked(_))
         ));
-        assert!(matches!(r.revoke("ff", RevocationReason::Unspecified, now), Err(RegistryError::UnknownSerial(_))));
+        assert!(matches!(
+            r.revoke("ff", RevocationReason::Unspecified, now),
+            Err(RegistryError::UnknownSerial(_))
+        ));
         assert_eq!(r.revoked_unexpired(now).unwrap().len(), 1);
         assert_eq!(r.next_crl_number().unwrap(), 1);
         assert_eq!(r.next_crl_number().unwrap(), 2);

@@ -116,7 +116,11 @@ fn crls_list_the_revoked_serials() {
     let pem_text = ca
         .sign_crl(
             7,
-            &[Revoked { serial: issued.serial.clone(), at: now, reason: RevocationReason::KeyCompromise }],
+            &[Revoked {
+                serial: issued.serial.clone(),
+                at: now,
+                reason: RevocationReason::KeyCompromise,
+            }],
             now + Duration::hours(1),
         )
         .unwrap();
@@ -127,7 +131,13 @@ fn crls_list_the_revoked_serials() {
     let serials: Vec<String> =
         crl.iter_revoked_certificates().map(|r| hex::encode(r.raw_serial())).collect();
     assert_eq!(serials, vec![issued.serial]);
-    assert!(ca.sign_crl(8, &[Revoked { serial: "zz".into(), at: now, reason: RevocationReason::Unspecified }], now).is_err());
+    assert!(ca
+        .sign_crl(
+            8,
+            &[Revoked { serial: "zz".into(), at: now, reason: RevocationReason::Unspecified }],
+            now
+        )
+        .is_err());
 }
 
 #[test]

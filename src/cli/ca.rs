@@ -166,33 +166,58 @@ fn run_inner(args: CaArgs) -> anyhow::Result<ExitStatus> {
             println!("  CRL          {}", a.config().crl.display());
         }
         CaCommand::Import { cert, key, chain } => {
-            let read = |p: &PathBuf| std::fs::read_to_string(p).with_context(|| p.display().to_string());
+            let read =
+                |p: &PathBuf| std::fs::read_to_string(p).with_context(|| p.display().to_string());
             let chain = match &chain {
                 Some(c) => read(c)?,
                 None => String::new(),
             };
             let a = setup::import(&config.ca, &data, &read(&cert)?, &read(&key)?, &chain)?;
-            println!("imported CA into {} ({} certificate(s) in its chain)", a.config().cert.display(), a.chain().len());
+            println!(
+                "imported CA into {} ({} certificate(s) in its chain)",
+                a.config().cert.display(),
+                a.chain().len()
+            );
         }
         CaCommand::Issue { profile, csr, identity, dns, ip, validity, out, workspace } => {
             let authority = open()?;
-            let profile = authority.profiles().get(&profile).with_context(|| format!("no profile `{profile}`"))?;
+            let profile = authority
+                .profiles()
+                .get(&profile)
+                .with_context(|| format!("no profile `{profile}`"))?;
             let text = std::fs::read(&csr).with_context(|| csr.display().to_string())?;
             let csr = parse_csr(&decode_base64(&text)?, authority.config().max_csr_bytes)?;
             let subject = match (&identity, profile.kind.caller_kind()) {
                 (Some(urn), Some(_)) => Subject::Caller(Caller::from_urn(urn)?),
                 (None, None) if !(dns.is_empty() && ip.is_empty()) => {
-                    let mut names: Vec<SubjectAltName> = dns.into_iter().map(SubjectAltName::Dns).collect();
+                    let mut names: Vec<SubjectAltName> =
+                        dns.into_iter().map(SubjectAltName::Dns).collect();
                     names.extend(ip.into_iter().map(SubjectAltName::Ip));
                     Subject::Server(names)
                 }
-                _ => bail!("profile `{}` needs {}", profile.name, if profile.kind.caller_kind().is_some() { "--identity" } else { "--dns and/or --ip" }),
+                _ => bail!(
+                    "profile `{}` needs {}",
+                    profile.name,
+                    if profile.kind.caller_kind().is_some() {
+                        "--identity"
+                    } else {
+                        "--dns and/or --ip"
+                    }
+                ),
             };
-            let validity = validity.as_deref().map(parse_duration).transpose().map_err(anyhow::Error::msg)?;
+            let validity =
+                validity.as_deref().map(parse_duration).transpose().map_err(anyhow::Error::msg)?;
             if let Subject::Caller(c) = &subject {
                 if profile.kind.policy_gated() {
                     let ws = workspace.unwrap_or_else(|| config.workspace.dir.clone());
-                    decide(&authority, &ws, c, &profile.name, &csr.key_alg.name(), validity.unwrap_or(profile.lifetime))?;
+                    decide(
+                        &authority,
+                        &ws,
+                        c,
+                        &profile.name,
+                        &csr.key_alg.name(),
+                        validity.unwrap_or(profile.lifetime),
+                    )?;
                 }
             }
             let record = authority.issue(&IssueRequest {
@@ -209,7 +234,13 @@ fn run_inner(args: CaArgs) -> anyhow::Result<ExitStatus> {
             match out {
                 Some(path) => {
                     crate::ca::write_new_public(&path, &pem)?;
-                    eprintln!("issued {} for {} ({}), until {}", record.serial, record.identity, record.profile, record.not_after.format(&Rfc3339)?);
+                    eprintln!(
+                        "issued {} for {} ({}), until {}",
+                        record.serial,
+                        record.identity,
+                        record.profile,
+                        record.not_after.format(&Rfc3339)?
+                    );
                     println!("{}", path.display());
                 }
                 None => print!("{pem}"),
@@ -219,26 +250,47 @@ fn run_inner(args: CaArgs) -> anyhow::Result<ExitStatus> {
             let authority = open()?;
             let rows = authority.registry().list(&ListFilter { identity, status, limit: None })?;
             if !json {
-                println!("{:<32}  {:<10}  {:<20}  {:<14}  {:<20}  identity", "serial", "status", "not_after", "profile", "issued_via");
+                println!(
+                    "{:<32}  {:<10}  {:<20}  {:<14}  {:<20}  identity",
+                    "serial", "status", "not_after", "profile", "issued_via"
+                );
             }
             for r in rows {
                 let not_after = r.not_after.format(&Rfc3339)?;
                 if json {
-                    println!("{}", json!({"serial": r.serial, "identity": r.identity, "profile": r.profile, "key_alg": r.key_alg, "status": r.status, "not_after": not_after, "superseded_by": r.superseded_by, "revocation_reason": r.revocation_reason, "issued_via": r.issued_via, "decision_id": r.decision_id}));
+                    println!(
+                        "{}",
+                        json!({"serial": r.serial, "identity": r.identity, "profile": r.profile, "key_alg": r.key_alg, "status": r.status, "not_after": not_after, "superseded_by": r.superseded_by, "revocation_reason": r.revocation_reason, "issued_via": r.issued_via, "decision_id": r.decision_id})
+                    );
                 } else {
-                    let status = serde_json::to_value(r.status)?.as_str().unwrap_or_default().to_owned();
-                    println!("{:<32}  {:<10}  {:<20}  {:<14}  {:<20}  {}", r.serial, status, not_after, r.profile, r.issued_via, r.identity);
+                    let status =
+                        serde_json::to_value(r.status)?.as_str().unwrap_or_default().to_owned();
+                    println!(
+                        "{:<32}  {:<10}  {:<20}  {:<14}  {:<20}  {}",
+                        r.serial, status, not_after, r.profile, r.issued_via, r.identity
+                    );
                 }
             }
         }
         CaCommand::Revoke { serial, reason } => {
             let (record, crl) = open()?.revoke(&serial, reason)?;
             println!("revoked {} ({}): {}", record.serial, record.identity, reason.as_str());
-            println!("CRL #{} written to {} ({} revoked); a running service reloads it", crl.number, crl.path.display(), crl.revoked);
+            println!(
+                "CRL #{} written to {} ({} revoked); a running service reloads it",
+                crl.number,
+                crl.path.display(),
+                crl.revoked
+            );
         }
         CaCommand::Crl => {
             let crl = open()?.publish_crl()?;
-            println!("CRL #{} written to {} ({} revoked, next update {})", crl.number, crl.path.display(), crl.revoked, crl.next_update.format(&Rfc3339)?);
+            println!(
+                "CRL #{} written to {} ({} revoked, next update {})",
+                crl.number,
+                crl.path.display(),
+                crl.revoked,
+                crl.next_update.format(&Rfc3339)?
+            );
         }
         CaCommand::Token { identity, profile, ttl } => {
             let authority = open()?;
@@ -248,7 +300,11 @@ fn run_inner(args: CaArgs) -> anyhow::Result<ExitStatus> {
                 None => authority.config().token_ttl(),
             };
             let token = authority.create_token(&caller, profile.as_deref(), ttl)?;
-            eprintln!("one-time enrollment token for {} (expires {}); shown once:", token.identity, token.expires_at.format(&Rfc3339)?);
+            eprintln!(
+                "one-time enrollment token for {} (expires {}); shown once:",
+                token.identity,
+                token.expires_at.format(&Rfc3339)?
+            );
             println!("{}:{}", token.id, token.secret);
         }
     }
@@ -267,7 +323,8 @@ fn decide(
     let loaded = crate::policy::load_workspace(ws)
         .map_err(|e| anyhow::anyhow!("workspace `{}` does not load: {e:?}", ws.display()))?;
     let ns = &authority.config().namespace;
-    let ty = if subject.kind == crate::identity::CallerKind::Gateway { "Gateway" } else { "Terminal" };
+    let ty =
+        if subject.kind == crate::identity::CallerKind::Gateway { "Gateway" } else { "Terminal" };
     let now = time::OffsetDateTime::now_utc().replace_nanosecond(0)?.format(&Rfc3339)?;
     let req: crate::decide::DecisionRequest = serde_json::from_value(json!({
         "principal": {"type": format!("{ns}::{ty}"), "id": subject.id},
@@ -276,9 +333,17 @@ fn decide(
         "context": {"env": {"now": now, "risk_score": 0, "inside_geofence": true, "audit_available": true},
                     "attested": true, "key_alg": key_alg, "requested_validity": cedar_duration(validity)},
     }))?;
-    let outcome = crate::decide::decide(&loaded.snapshot, &req).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let outcome =
+        crate::decide::decide(&loaded.snapshot, &req).map_err(|e| anyhow::anyhow!("{e}"))?;
     if outcome.decision != crate::decide::Decision::Allow {
-        bail!("issuance denied by policy ({})", if outcome.reasons.is_empty() { "no policy permits it".to_owned() } else { outcome.reasons.join(", ") });
+        bail!(
+            "issuance denied by policy ({})",
+            if outcome.reasons.is_empty() {
+                "no policy permits it".to_owned()
+            } else {
+                outcome.reasons.join(", ")
+            }
+        );
     }
     eprintln!("allowed by {}", outcome.reasons.join(", "));
     Ok(())

@@ -169,9 +169,7 @@ pub(super) async fn authorize(State(state): State<AppState>, req: Request, next:
             AccessPrincipal::Caller(caller)
         } else if let Some(b) = ext.get::<BootstrapPeer>() {
             AccessPrincipal::Bootstrap(&b.serial_number)
-        } else if ext.get::<Anonymous>().is_some() {
-            AccessPrincipal::Anonymous
-        } else if public {
+        } else if ext.get::<Anonymous>().is_some() || public {
             AccessPrincipal::Anonymous
         } else {
             let why = ext
@@ -225,11 +223,11 @@ pub fn check_principal(
         ));
     };
     let principal_uid = match principal {
-        AccessPrincipal::Caller(caller) => names
-            .kinds
-            .iter()
-            .find(|(k, _)| *k == caller.kind)
-            .map(|(_, t)| EntityUid::from_type_name_and_id(t.clone(), EntityId::new(&caller.id))),
+        AccessPrincipal::Caller(caller) => {
+            names.kinds.iter().find(|(k, _)| *k == caller.kind).map(|(_, t)| {
+                EntityUid::from_type_name_and_id(t.clone(), EntityId::new(&caller.id))
+            })
+        }
         AccessPrincipal::Bootstrap(id) => {
             Some(EntityUid::from_type_name_and_id(names.bootstrap.clone(), EntityId::new(id)))
         }

@@ -53,6 +53,9 @@ pub(super) struct Status {
     /// The TLS listener's material, when TLS is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     tls: Option<TlsStatus>,
+    /// The certificate authority's counters since start, when a CA is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ca: Option<serde_json::Value>,
 }
 
 /// The active version, counts and the last reload error.
@@ -67,6 +70,13 @@ pub(super) async fn status(State(state): State<AppState>) -> Json<Status> {
         audit: state.audit.as_ref().map(|a| a.status()),
         access: state.access.status(),
         tls: state.tls.as_ref().map(|t| t.status()),
+        ca: state.ca.as_ref().map(|ca| {
+            let mut v = serde_json::to_value(ca.authority.counters()).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("profiles".into(), ca.authority.profiles().iter().map(|p| p.name.clone()).collect());
+            }
+            v
+        }),
     })
 }
 

@@ -218,7 +218,9 @@ impl Connection {
                         subject = %b.subject,
                         "bootstrap (manufacturer) certificate: enrollment only"
                     ),
-                    Peer::Anonymous => tracing::debug!(peer = %self.peer, "EST client without a certificate"),
+                    Peer::Anonymous => {
+                        tracing::debug!(peer = %self.peer, "EST client without a certificate")
+                    }
                     Peer::Refused(e) => tracing::info!(
                         peer = %self.peer,
                         error = %e,

@@ -25,8 +25,8 @@ pub use peer::{
     bootstrap_from_certificate, caller_from_certificate, Anonymous, BootstrapPeer, EstListener,
     PeerCertificate, PeerIdentityError,
 };
-pub use verifier::{Classifier, PeerClass};
 pub use store::{TlsReloadOutcome, TlsStatus, TlsStore};
+pub use verifier::{Classifier, PeerClass};
 pub use watch::{watch, TlsWatchHandle};
 
 /// `[tls]`: the API listener's certificate material and handshake settings.

@@ -97,7 +97,9 @@ pub enum PeerIdentityError {
     #[error("client certificate identity: {0}")]
     NotAnIdentity(#[from] IdentityError),
     /// A manufacturer certificate without a subject `serialNumber`.
-    #[error("manufacturer certificate has no subject serialNumber (the IEEE 802.1AR device identity)")]
+    #[error(
+        "manufacturer certificate has no subject serialNumber (the IEEE 802.1AR device identity)"
+    )]
     NoSerialNumber,
 }
 

@@ -65,7 +65,8 @@ async fn start_ca() -> Ca {
     config.tls.debounce_ms = 50;
     dev::ensure(&config.tls, &config.ca, &config.data.dir).unwrap().expect("created");
     // A manufacturer CA and a device's factory certificate (IEEE 802.1AR IDevID).
-    let (maker_pem, idevid_pem, idevid_key) = manufacturer("Acme Medical manufacturer CA", "t-prov");
+    let (maker_pem, idevid_pem, idevid_key) =
+        manufacturer("Acme Medical manufacturer CA", "t-prov");
     std::fs::write(certs.join("maker-ca.pem"), maker_pem).unwrap();
     std::fs::write(d.join("idevid.pem"), idevid_pem).unwrap();
     std::fs::write(d.join("idevid.key"), idevid_key).unwrap();
@@ -157,7 +158,9 @@ async fn save_cert(c: &Ca, body: &str, name: &str) {
     std::fs::write(c.p(&format!("{name}.p7.b64")), body).unwrap();
     let (ok, _, err) = sh(
         c.dir.path(),
-        &format!("base64 -d {name}.p7.b64 | openssl pkcs7 -inform DER -print_certs -out {name}.pem"),
+        &format!(
+            "base64 -d {name}.p7.b64 | openssl pkcs7 -inform DER -print_certs -out {name}.pem"
+        ),
     )
     .await;
     assert!(ok, "openssl pkcs7: {err}");
@@ -169,14 +172,16 @@ async fn cert_text(c: &Ca, name: &str) -> String {
 
 async fn token(c: &Ca, identity: &str, extra: &str) -> String {
     let (ok, out, err) =
-        sh(c.dir.path(), &format!("$MEDPDP ca -c medpdp.toml token --identity {identity} {extra}")).await;
+        sh(c.dir.path(), &format!("$MEDPDP ca -c medpdp.toml token --identity {identity} {extra}"))
+            .await;
     assert!(ok, "medpdp ca token: {err}");
     out.trim().to_owned()
 }
 
 async fn registry(c: &Ca, identity: &str) -> Vec<Value> {
     let (ok, out, err) =
-        sh(c.dir.path(), &format!("$MEDPDP ca -c medpdp.toml list --json --identity {identity}")).await;
+        sh(c.dir.path(), &format!("$MEDPDP ca -c medpdp.toml list --json --identity {identity}"))
+            .await;
     assert!(ok, "medpdp ca list: {err}");
     out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -238,7 +243,8 @@ async fn token_enrollment_renewal_revocation_with_real_clients() {
     // Re-enrollment with the current certificate: a new certificate, the old one superseded.
     csr(d, "gw2", P256).await;
     let reenroll = format!("{}/.well-known/est/simplereenroll", c.api);
-    let args = format!("-H 'Content-Type: application/pkcs10' --data-binary @gw2.csr.b64 {reenroll}");
+    let args =
+        format!("-H 'Content-Type: application/pkcs10' --data-binary @gw2.csr.b64 {reenroll}");
     let (status, body) = curl_as(&c, "gw.pem", "gw.key", &args).await;
     assert_eq!(status, "200", "{body}");
     save_cert(&c, &body, "gw2").await;
@@ -287,7 +293,9 @@ async fn bootstrap_enrollment_and_every_refusal() {
     let c = start_ca().await;
     let d = c.dir.path();
     let enroll = format!("{}/.well-known/est/simpleenroll", c.api);
-    let post = |file: &str| format!("-H 'Content-Type: application/pkcs10' --data-binary @{file} {enroll}");
+    let post = |file: &str| {
+        format!("-H 'Content-Type: application/pkcs10' --data-binary @{file} {enroll}")
+    };
 
     // A device with its manufacturer certificate enrolls on the API listener as
     // `urn:medpdp:terminal:<serialNumber>`; its URI SAN (`admin:evil`) means nothing.
@@ -303,7 +311,8 @@ async fn bootstrap_enrollment_and_every_refusal() {
     assert_eq!(rows[0]["issued_via"], "est-idevid");
     // The bootstrap certificate reaches nothing else, whatever its SAN says.
     for path in ["/v1/status", "/v1/ca/certificates", "/health/live"] {
-        let (status, body) = curl_as(&c, "idevid.pem", "idevid.key", &format!("{}{path}", c.api)).await;
+        let (status, body) =
+            curl_as(&c, "idevid.pem", "idevid.key", &format!("{}{path}", c.api)).await;
         assert_eq!(status, "403", "{path}: {body}");
     }
     // The terminal's operational certificate may enroll only: no decisions.
@@ -313,7 +322,19 @@ async fn bootstrap_enrollment_and_every_refusal() {
     let (status, _) = curl_as(&c, "other-idevid.pem", "other-idevid.key", &post("t.csr.b64")).await;
     assert_eq!(status, "000");
     // The EST listener serves EST only.
-    let (status, _) = sh(d, &format!("curl -s -o /dev/null -w '%{{http_code}}' --cacert {} {}/v1/status", c.certs("ca.pem"), c.est)).await.1.parse::<u16>().map(|s| (s, ())).unwrap();
+    let (status, _) = sh(
+        d,
+        &format!(
+            "curl -s -o /dev/null -w '%{{http_code}}' --cacert {} {}/v1/status",
+            c.certs("ca.pem"),
+            c.est
+        ),
+    )
+    .await
+    .1
+    .parse::<u16>()
+    .map(|s| (s, ()))
+    .unwrap();
     assert_eq!(status, 404);
 
     // Refusals over the EST listener with tokens; each leaves the registry unchanged.
@@ -321,7 +342,10 @@ async fn bootstrap_enrollment_and_every_refusal() {
     let quarantined = token(&c, "urn:medpdp:terminal:t-quar", "").await;
     let (status, body) = post_csr(&c, &url, "t.csr.b64", &format!("-u {quarantined}")).await;
     assert_eq!(status, "403", "{body}");
-    assert!(body.contains("P06-revoked-or-quarantined-device") && body.contains("decision"), "{body}");
+    assert!(
+        body.contains("P06-revoked-or-quarantined-device") && body.contains("decision"),
+        "{body}"
+    );
     assert!(registry(&c, "urn:medpdp:terminal:t-quar").await.is_empty());
 
     let tok = token(&c, "urn:medpdp:terminal:t-robot1", "").await;
@@ -361,7 +385,8 @@ async fn bootstrap_enrollment_and_every_refusal() {
     save_cert(&c, &body, "p384").await;
     let text = cert_text(&c, "p384").await;
     assert!(text.contains("secp384r1") || text.contains("P-384"), "{text}");
-    let (ok, out, err) = sh(d, "openssl x509 -in p384.pem -noout -pubkey | openssl pkey -pubin -noout -text").await;
+    let (ok, out, err) =
+        sh(d, "openssl x509 -in p384.pem -noout -pubkey | openssl pkey -pubin -noout -text").await;
     assert!(ok && out.contains("384 bit"), "{out}{err}");
     c.stop().await;
 }

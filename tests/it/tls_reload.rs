@@ -146,7 +146,8 @@ async fn unusable_tls_material_stops_the_start_with_the_file_named() {
     config.data.dir = pki.path("data");
     config.tls = pki.tls_config();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let listeners = medpdp::server::Listeners { tls: Some(listener), insecure_http: None, est: None };
+    let listeners =
+        medpdp::server::Listeners { tls: Some(listener), insecure_http: None, est: None };
     let e = medpdp::server::start(&config, listeners).await.unwrap_err().to_string();
     assert!(e.contains("ca.crl.pem"), "{e}");
     assert!(!pki.path("data").exists(), "nothing was opened before the TLS material loaded");

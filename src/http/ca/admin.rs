@@ -28,7 +28,9 @@ impl From<IssueError> for ApiError {
     fn from(e: IssueError) -> Self {
         match e {
             IssueError::BadRequest(m) => ApiError::bad_request("bad_certificate_request", m),
-            IssueError::Unauthorized(m) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m),
+            IssueError::Unauthorized(m) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
+            }
             IssueError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
             IssueError::Denied { decision_id, reasons, message } => {
                 ApiError::new(StatusCode::FORBIDDEN, "issuance_denied", message)
@@ -41,7 +43,11 @@ impl From<IssueError> for ApiError {
 
 fn ca(state: &AppState) -> Result<&std::sync::Arc<CaState>, ApiError> {
     state.ca.as_ref().ok_or_else(|| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_ca", "no certificate authority is configured")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_ca",
+            "no certificate authority is configured",
+        )
     })
 }
 
@@ -89,7 +95,10 @@ impl CertificateView {
             key_alg: r.key_alg.clone(),
             not_before: rfc3339(r.not_before),
             not_after: rfc3339(r.not_after),
-            status: serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+            status: serde_json::to_value(r.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
             superseded_by: r.superseded_by.clone(),
             revoked_at: r.revoked_at.map(rfc3339),
             revocation_reason: r.revocation_reason.map(|x| x.as_str().to_owned()),
@@ -138,10 +147,18 @@ pub(super) async fn list(
         Some("superseded") => Some(CertStatus::Superseded),
         Some("revoked") => Some(CertStatus::Revoked),
         Some(other) => {
-            return Err(ApiError::bad_request("bad_filter", format!("unknown status `{other}` (valid, superseded, revoked)")).with_field("status"))
+            return Err(ApiError::bad_request(
+                "bad_filter",
+                format!("unknown status `{other}` (valid, superseded, revoked)"),
+            )
+            .with_field("status"))
         }
     };
-    let filter = ListFilter { identity: q.identity, status, limit: Some(q.limit.unwrap_or(100).min(10_000)) };
+    let filter = ListFilter {
+        identity: q.identity,
+        status,
+        limit: Some(q.limit.unwrap_or(100).min(10_000)),
+    };
     let rows = tokio::task::spawn_blocking(move || ca.authority.registry().list(&filter))
         .await
         .map_err(internal)?
@@ -188,23 +205,34 @@ pub(super) async fn issue_cert(
     let ca = ca(&state)?;
     let caller = caller.map(|Extension(c)| c);
     let bad = |code, m: String, field: &str| ApiError::bad_request(code, m).with_field(field);
-    let profile = ca
-        .authority
-        .profiles()
-        .get(&body.profile)
-        .ok_or_else(|| bad("unknown_profile", format!("no profile named `{}`", body.profile), "profile"))?;
+    let profile = ca.authority.profiles().get(&body.profile).ok_or_else(|| {
+        bad("unknown_profile", format!("no profile named `{}`", body.profile), "profile")
+    })?;
     let subject = if profile.kind == ProfileKind::Server {
-        let mut names: Vec<SubjectAltName> = body.dns.iter().map(|d| SubjectAltName::Dns(d.clone())).collect();
+        let mut names: Vec<SubjectAltName> =
+            body.dns.iter().map(|d| SubjectAltName::Dns(d.clone())).collect();
         names.extend(body.ips.iter().map(|ip| SubjectAltName::Ip(*ip)));
         if names.is_empty() || body.identity.is_some() {
-            return Err(bad("bad_identity", "a `server` profile takes `dns` and/or `ips`, not `identity`".into(), "dns"));
+            return Err(bad(
+                "bad_identity",
+                "a `server` profile takes `dns` and/or `ips`, not `identity`".into(),
+                "dns",
+            ));
         }
         Subject::Server(names)
     } else {
-        let urn = body.identity.as_deref().ok_or_else(|| bad("bad_identity", "`identity` is required".into(), "identity"))?;
-        let c = Caller::from_urn(urn).map_err(|e| bad("bad_identity", e.to_string(), "identity"))?;
+        let urn = body
+            .identity
+            .as_deref()
+            .ok_or_else(|| bad("bad_identity", "`identity` is required".into(), "identity"))?;
+        let c =
+            Caller::from_urn(urn).map_err(|e| bad("bad_identity", e.to_string(), "identity"))?;
         if Some(c.kind) != profile.kind.caller_kind() {
-            return Err(bad("bad_identity", format!("profile `{}` is not for `{}` identities", profile.name, c.kind.as_str()), "identity"));
+            return Err(bad(
+                "bad_identity",
+                format!("profile `{}` is not for `{}` identities", profile.name, c.kind.as_str()),
+                "identity",
+            ));
         }
         Subject::Caller(c)
     };
@@ -270,7 +298,8 @@ pub(super) async fn revoke(
 ) -> Result<Json<RevokeAnswer>, ApiError> {
     let ca = std::sync::Arc::clone(ca(&state)?);
     let reason = RevocationReason::parse(&body.reason).ok_or_else(|| {
-        ApiError::bad_request("bad_reason", format!("unknown reason `{}`", body.reason)).with_field("reason")
+        ApiError::bad_request("bad_reason", format!("unknown reason `{}`", body.reason))
+            .with_field("reason")
     })?;
     let serial_arg = serial.clone();
     let ca2 = std::sync::Arc::clone(&ca);
@@ -297,7 +326,8 @@ pub(super) async fn revoke(
         "reason": reason.as_str(),
         "crl_number": crl.number,
     });
-    issue::record_event(&state, AuditEvent::new(EventKind::CredentialRevoked, caller, details)).await?;
+    issue::record_event(&state, AuditEvent::new(EventKind::CredentialRevoked, caller, details))
+        .await?;
     tracing::info!(serial = %record.serial, reason = reason.as_str(), "certificate revoked");
     Ok(Json(RevokeAnswer {
         certificate: CertificateView::of(&record),
@@ -313,5 +343,6 @@ pub(super) async fn revoke(
     ))]
 pub(super) async fn crl(State(state): State<AppState>) -> Result<Response, ApiError> {
     let der = ca(&state)?.authority.crl_der().map_err(internal)?;
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/pkix-crl"))], der).into_response())
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/pkix-crl"))], der)
+        .into_response())
 }

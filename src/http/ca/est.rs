@@ -41,8 +41,9 @@ pub(super) struct EstError(StatusCode, String);
 
 impl IntoResponse for EstError {
     fn into_response(self) -> Response {
-        let mut resp = (self.0, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], self.1 + "\n")
-            .into_response();
+        let mut resp =
+            (self.0, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], self.1 + "\n")
+                .into_response();
         if self.0 == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -101,11 +102,13 @@ pub(super) async fn cacerts(State(state): State<AppState>) -> Result<Response, E
 /// Checks the content type and decodes and checks the CSR.
 fn read_csr(ca: &CaState, headers: &HeaderMap, body: &[u8]) -> Result<Csr, EstError> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let essence = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let essence =
+        content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
     if essence.as_deref() != Some("application/pkcs10") {
         return Err(EstError(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "the body must be a base64 PKCS#10 request with Content-Type: application/pkcs10".into(),
+            "the body must be a base64 PKCS#10 request with Content-Type: application/pkcs10"
+                .into(),
         ));
     }
     let max = ca.authority.config().max_csr_bytes;
@@ -250,10 +253,15 @@ pub(super) async fn simplereenroll(
                 format!("certificate `{}` was not issued by this CA", cert.serial),
             ))
         }
-        _ => return Err(EstError(StatusCode::INTERNAL_SERVER_ERROR, "registry unavailable".into())),
+        _ => {
+            return Err(EstError(StatusCode::INTERNAL_SERVER_ERROR, "registry unavailable".into()))
+        }
     };
     if current.identity != caller.urn() {
-        return Err(EstError(StatusCode::FORBIDDEN, "the certificate does not match its registry entry".into()));
+        return Err(EstError(
+            StatusCode::FORBIDDEN,
+            "the certificate does not match its registry entry".into(),
+        ));
     }
     if current.status == CertStatus::Superseded {
         authority.counters().rejected.fetch_add(1, Ordering::Relaxed);
@@ -269,7 +277,10 @@ pub(super) async fn simplereenroll(
     let revoked = current.status == CertStatus::Revoked;
     let gated = authority.profiles().get(&current.profile).is_some_and(|p| p.kind.policy_gated());
     if revoked && !gated {
-        return Err(EstError(StatusCode::FORBIDDEN, format!("certificate `{}` is revoked", current.serial)));
+        return Err(EstError(
+            StatusCode::FORBIDDEN,
+            format!("certificate `{}` is revoked", current.serial),
+        ));
     }
     let csr = read_csr(ca, &headers, &body)?;
     let enrollment = Enrollment {
@@ -277,7 +288,11 @@ pub(super) async fn simplereenroll(
         profile: current.profile.clone(),
         csr,
         validity: None,
-        auth: AuthMethod::Renewal { serial: current.serial.clone(), not_after: current.not_after, revoked },
+        auth: AuthMethod::Renewal {
+            serial: current.serial.clone(),
+            not_after: current.not_after,
+            revoked,
+        },
         requester: Some(caller),
     };
     let record = issue::issue(&state, ca, enrollment).await?;

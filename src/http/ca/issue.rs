@@ -275,11 +275,8 @@ async fn decide(
             .cloned()
             .chain(answer.errors.iter().map(|er| er.policy.clone()))
             .collect();
-        let why = if reasons.is_empty() {
-            "no policy permits it".to_owned()
-        } else {
-            reasons.join(", ")
-        };
+        let why =
+            if reasons.is_empty() { "no policy permits it".to_owned() } else { reasons.join(", ") };
         return Err(IssueError::Denied {
             message: format!(
                 "issuance of a `{}` certificate to `{}` denied by policy ({why})",

@@ -80,14 +80,11 @@ impl TestPki {
 
     /// Adds a serial to the CRL and rewrites it.
     pub fn revoke(&self, serial: &str) {
-        self.revoked
-            .lock()
-            .unwrap()
-            .push(Revoked {
-                serial: serial.to_owned(),
-                at: OffsetDateTime::now_utc(),
-                reason: medpdp::ca::RevocationReason::KeyCompromise,
-            });
+        self.revoked.lock().unwrap().push(Revoked {
+            serial: serial.to_owned(),
+            at: OffsetDateTime::now_utc(),
+            reason: medpdp::ca::RevocationReason::KeyCompromise,
+        });
         self.write_crl();
     }
 
