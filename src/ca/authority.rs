@@ -143,7 +143,7 @@ impl Authority {
         config: &CaConfig,
         data_dir: &Path,
     ) -> Result<Self, CaError> {
-        let profiles = Profiles::load(&config.profiles)?;
+        let profiles = Profiles::load_or_builtin(&config.profiles)?;
         let registry = Registry::open(&registry_path(data_dir))?;
         registry.bind_ca(&hex::encode(sha256(ca.cert_der())))?;
         let mut chain = vec![ca.cert_der().to_vec()];

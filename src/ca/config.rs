@@ -20,7 +20,7 @@ pub struct CaConfig {
     pub chain: PathBuf,
     /// Where the CRL is published (PEM); list it in `tls.crls` so the listener enforces it.
     pub crl: PathBuf,
-    /// The certificate profiles.
+    /// The certificate profiles (built-in copy of the committed file when it does not exist).
     pub profiles: PathBuf,
     /// The Cedar namespace of the issuance decisions' entities (`<ns>::Terminal`,
     /// `<ns>::CertificateProfile`, `<ns>::Action::"request_credential"`).

@@ -149,6 +149,23 @@ impl Profiles {
         Self::parse(&text).map_err(|m| CaError::Invalid(format!("`{}`: {m}", path.display())))
     }
 
+    /// The profiles file as committed (`certs/profiles.toml`), built into the binary: used
+    /// when the configured file does not exist (e.g. `medpdp` installed outside the repository).
+    pub fn builtin() -> Result<Self, CaError> {
+        Self::parse(include_str!("../../certs/profiles.toml"))
+            .map_err(|m| CaError::Invalid(format!("built-in profiles: {m}")))
+    }
+
+    /// Reads the profiles file, or the built-in profiles when it does not exist.
+    pub fn load_or_builtin(path: &Path) -> Result<Self, CaError> {
+        if path.exists() {
+            Self::load(path)
+        } else {
+            tracing::info!(file = %path.display(), "no profiles file: using the built-in profiles");
+            Self::builtin()
+        }
+    }
+
     /// Parses and checks profiles TOML.
     pub fn parse(text: &str) -> Result<Self, String> {
         let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
