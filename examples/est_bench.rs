@@ -80,10 +80,9 @@ async fn main() {
     config.tls.bootstrap_cas = vec![certs.join("maker.pem")];
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server =
-        start(&config, Listeners { tls: Some(listener), insecure_http: None, est: None })
-            .await
-            .unwrap();
+    let server = start(&config, Listeners { tls: Some(listener), insecure_http: None, est: None })
+        .await
+        .unwrap();
     let url = format!(
         "https://localhost:{}/.well-known/est/simpleenroll",
         server.tls_addr().unwrap().port()

@@ -73,7 +73,10 @@ pub(super) async fn status(State(state): State<AppState>) -> Json<Status> {
         ca: state.ca.as_ref().map(|ca| {
             let mut v = serde_json::to_value(ca.authority.counters()).unwrap_or_default();
             if let Some(o) = v.as_object_mut() {
-                o.insert("profiles".into(), ca.authority.profiles().iter().map(|p| p.name.clone()).collect());
+                o.insert(
+                    "profiles".into(),
+                    ca.authority.profiles().iter().map(|p| p.name.clone()).collect(),
+                );
             }
             v
         }),

@@ -132,7 +132,6 @@ pub(crate) struct ServeProcess {
     pub(crate) child: Child,
     pub(crate) base: String,
     _data: Option<tempfile::TempDir>,
-    _cwd: tempfile::TempDir,
 }
 
 fn free_port() -> u16 {
@@ -148,10 +147,11 @@ impl ServeProcess {
         p
     }
 
-    /// `medpdp serve` with the data directory `data` (kept by the caller).
+    /// `medpdp serve` with the data directory `data` (kept by the caller). It also runs in
+    /// `data`, so a restart finds the development PKI (`certs/dev`) the first run created and
+    /// that the CA's registry in `data` is bound to.
     pub(crate) fn spawn_with_data(workspace: &Path, data: &Path, extra: &[&str]) -> Self {
         let (tls, http) = (free_port(), free_port());
-        let cwd = tempfile::tempdir().unwrap();
         let child = medpdp()
             .arg("serve")
             .arg("-w")
@@ -163,19 +163,23 @@ impl ServeProcess {
             .args(["--listen", &format!("127.0.0.1:{tls}")])
             .args(["--insecure-http", &format!("127.0.0.1:{http}")])
             .args(extra)
-            .current_dir(cwd.path())
+            .current_dir(data)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let s = Self { child, base: format!("http://127.0.0.1:{http}"), _data: None, _cwd: cwd };
+        let mut s = Self { child, base: format!("http://127.0.0.1:{http}"), _data: None };
         s.wait_ready();
         s
     }
 
-    fn wait_ready(&self) {
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let stderr = self.child.stderr.take().map(std::io::read_to_string);
+                panic!("medpdp serve exited with {status}: {stderr:?}");
+            }
             if let Ok(out) =
                 Command::new("curl").args(["-sf", &format!("{}/health/ready", self.base)]).output()
             {

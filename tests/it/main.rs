@@ -16,6 +16,7 @@ mod audit_tamper;
 mod authzen;
 mod authzen_batch;
 mod authzen_search;
+mod ca_cli;
 mod ca_est;
 mod cli;
 mod common;
