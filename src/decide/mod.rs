@@ -8,7 +8,12 @@
 //! Fail closed: Cedar skips a policy whose condition raises an error, so an erroring `forbid`
 //! would let a request through. Here any evaluation error turns the decision into `deny` and the
 //! errors are returned with it.
+//!
+//! The hot path (no request entities) builds the request with typed values (`context`) and
+//! evaluates it against the policy slice for its principal type, action and resource type
+//! (`Snapshot::policies_for`), which Cedar answers exactly as it answers the full set.
 
+mod context;
 mod request;
 mod slice;
 
@@ -16,7 +21,7 @@ use cedar_policy::{Authorizer, Context, Request, RequestValidationError};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::policy::{Effect, Snapshot};
+use crate::policy::{Effect, PolicyInfo, Snapshot};
 
 pub use request::{parse_entity_ref, uid_from_parts, DecisionRequest, EntityRef};
 
@@ -98,10 +103,19 @@ pub fn decide(snapshot: &Snapshot, req: &DecisionRequest) -> Result<Outcome, Req
         Some(extra) if !extra.is_empty() => {
             let entities =
                 slice::request_entities(snapshot, extra, &request, req.context.as_ref())?;
+            // Request entities may reshape the action hierarchy the slices were built from:
+            // evaluate the full set.
             authorizer.is_authorized(&request, snapshot.policies(), &entities)
         }
-        // The hot path: the resident store, shared, never copied.
-        _ => authorizer.is_authorized(&request, snapshot.policies(), snapshot.entities()),
+        // The hot path: the resident store and a pre-built slice, shared, never copied.
+        _ => {
+            let policies = snapshot.policies_for(
+                req.principal.uid().type_name(),
+                req.action.uid(),
+                req.resource.uid().type_name(),
+            );
+            authorizer.is_authorized(&request, policies, snapshot.entities())
+        }
     };
     Ok(outcome(snapshot, &response))
 }
@@ -114,6 +128,11 @@ fn build_request(snapshot: &Snapshot, req: &DecisionRequest) -> Result<Request, 
             return Err(unknown_action(snapshot, req));
         }
     }
+    if let Some(request) = context::fast_request(req, schema, snapshot.request_shapes()) {
+        return Ok(request);
+    }
+    // Cedar's generic path: whatever the fast path declined, including every invalid request,
+    // is built (or rejected, with Cedar's message) exactly as Cedar's JSON parser does.
     let context = match &req.context {
         None | Some(Value::Null) => Context::empty(),
         Some(v @ Value::Object(_)) => {
@@ -191,29 +210,29 @@ fn outcome(snapshot: &Snapshot, response: &cedar_policy::Response) -> Outcome {
 
     // On a fail-closed deny the permits Cedar matched do not explain the answer; only satisfied
     // forbids (if any) do.
-    let mut reasons: Vec<String> = diagnostics
+    let mut determining: Vec<(&cedar_policy::PolicyId, Option<&PolicyInfo>)> = diagnostics
         .reason()
-        .filter(|id| {
-            decision == Decision::Allow
-                || snapshot.policy_info(id).is_none_or(|i| i.effect == Effect::Forbid)
+        .map(|id| (id, snapshot.policy_info(id)))
+        .filter(|(_, info)| {
+            decision == Decision::Allow || info.is_none_or(|i| i.effect == Effect::Forbid)
         })
-        .map(ToString::to_string)
         .collect();
-    reasons.sort();
+    determining.sort_by(|a, b| AsRef::<str>::as_ref(a.0).cmp(b.0.as_ref()));
 
+    let mut reasons = Vec::with_capacity(determining.len());
     let mut obligations: Vec<String> = Vec::new();
-    for id in &reasons {
-        let pid = cedar_policy::PolicyId::new(id);
-        if let Some(info) = snapshot.policy_info(&pid) {
-            for o in &info.obligations {
-                if !obligations.contains(o) {
-                    obligations.push(o.clone());
-                }
+    for (id, info) in determining {
+        reasons.push(id.to_string());
+        for o in info.iter().flat_map(|i| &i.obligations) {
+            if !obligations.contains(o) {
+                obligations.push(o.clone());
             }
         }
     }
     Outcome { decision, reasons, errors, obligations }
 }
 
+#[cfg(test)]
+mod differential;
 #[cfg(test)]
 mod tests;

@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 use super::diagnostic::{Diagnostic, Severity};
 use super::entities::load_entities;
 use super::files::{read_workspace, versions, FileKind, SourceFile};
+use super::shapes::RequestShapes;
 use super::snapshot::{Effect, PolicyInfo, Snapshot, SnapshotMeta};
 
 /// A successfully loaded workspace and the file contents it was built from (kept so the
@@ -106,7 +107,12 @@ pub fn build_snapshot(root: &Path, files: Vec<SourceFile>) -> Result<LoadedWorks
         warnings: diags,
         files: files.iter().map(|f| (f.path.clone(), f.sha256.clone())).collect(),
     };
-    let snapshot = Snapshot::new(policies, schema, entities, info, literal_uids, meta);
+    let shapes = match (&schema, files.iter().find(|f| f.kind == FileKind::Schema)) {
+        (Some(_), Some(f)) => RequestShapes::from_cedarschema(&f.text),
+        _ => RequestShapes::default(),
+    };
+    let snapshot =
+        Snapshot::new(policies, schema, entities, info, literal_uids, meta).with_shapes(shapes);
     Ok(LoadedWorkspace { snapshot, sources: files })
 }
 

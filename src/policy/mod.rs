@@ -7,6 +7,8 @@ mod diagnostic;
 mod entities;
 mod files;
 mod load;
+mod shapes;
+mod slices;
 mod snapshot;
 mod store;
 mod watch;
@@ -17,6 +19,7 @@ pub use files::{
     ENTITIES_FILE, LINKS_FILE, SCHEMA_FILE,
 };
 pub use load::{build_snapshot, load_workspace, LoadError, LoadedWorkspace};
+pub use shapes::{ExtensionType, RequestShapes, Shape};
 pub use snapshot::{Effect, PolicyInfo, Snapshot, SnapshotMeta};
 pub use store::{
     ActivationHook, PolicyStore, ReloadFailure, ReloadOutcome, ReloadTrigger, StoreStatus,

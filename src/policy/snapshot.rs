@@ -6,11 +6,13 @@
 
 use std::collections::HashMap;
 
-use cedar_policy::{Entities, EntityUid, PolicyId, PolicySet, Schema};
+use cedar_policy::{Entities, EntityTypeName, EntityUid, PolicyId, PolicySet, Schema};
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::diagnostic::Diagnostic;
+use super::shapes::RequestShapes;
+use super::slices::PolicySlices;
 
 /// Whether a policy permits or forbids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,6 +52,10 @@ pub struct Snapshot {
     /// Entities that policies name literally (e.g. `Med5G::Role::"surgeon"`): a request-scoped
     /// entity slice must include them, since a policy may read their attributes.
     pub(crate) literal_uids: Vec<EntityUid>,
+    /// The policy set sliced by what a request names (see `slices`).
+    slices: PolicySlices,
+    /// Declared context shapes, for building request contexts without Cedar's JSON parser.
+    shapes: RequestShapes,
     meta: SnapshotMeta,
 }
 
@@ -86,7 +92,17 @@ impl Snapshot {
         literal_uids: Vec<EntityUid>,
         meta: SnapshotMeta,
     ) -> Self {
-        Self { policies, schema, entities, info, literal_uids, meta }
+        // Slicing cannot fail on a set that loaded; should it anyway, every request is evaluated
+        // against the full set (an empty `PolicySlices` answers no slice).
+        let slices = PolicySlices::build(&policies, &entities, schema.as_ref()).unwrap_or_default();
+        let shapes = RequestShapes::default();
+        Self { policies, schema, entities, info, literal_uids, slices, shapes, meta }
+    }
+
+    /// Sets the declared context shapes (read from the schema source by the loader).
+    pub(crate) fn with_shapes(mut self, shapes: RequestShapes) -> Self {
+        self.shapes = shapes;
+        self
     }
 
     /// Descriptive facts (version, counts, load time).
@@ -102,6 +118,28 @@ impl Snapshot {
     /// The policy set (static, templates and links).
     pub fn policies(&self) -> &PolicySet {
         &self.policies
+    }
+
+    /// The policies whose scope can match a request naming these types and this action: a slice
+    /// of [`Snapshot::policies`] that Cedar answers exactly as it answers the full set, when
+    /// evaluated against the resident entity store.
+    pub fn policies_for(
+        &self,
+        principal: &EntityTypeName,
+        action: &EntityUid,
+        resource: &EntityTypeName,
+    ) -> &PolicySet {
+        self.slices.get(principal, action, resource).unwrap_or(&self.policies)
+    }
+
+    /// Number of distinct policy slices and the number of policies in the largest.
+    pub fn slice_stats(&self) -> (usize, usize) {
+        self.slices.stats()
+    }
+
+    /// The context shapes the schema declares, by action.
+    pub fn request_shapes(&self) -> &RequestShapes {
+        &self.shapes
     }
 
     /// The schema, when the workspace has one.

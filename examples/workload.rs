@@ -1,0 +1,170 @@
+//! Benchmark helper for `scripts/bench-http.sh` (not part of the product).
+//!
+//! - `workload write OUT [--terminals N] [--requests N]` writes the generated large workspace to
+//!   `OUT/workspace/` and one request body per line to `OUT/requests.jsonl`;
+//! - `workload inprocess WORKSPACE REQUESTS [--secs S]` measures, on one thread, the rate of
+//!   Cedar's `is_authorized` on the full policy set (the reference the service is compared
+//!   with), on the policy slices, and of `medpdp::decide::decide` end to end, and the time to
+//!   load the workspace. Each rate is a tight loop over all requests without per-call timers.
+
+#![allow(clippy::print_stdout)] // a command-line helper: stdout is its output
+
+#[path = "../benches/workload/mod.rs"]
+mod workload;
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use cedar_policy::{Authorizer, Request};
+use medpdp::decide::{decide, Decision, DecisionRequest};
+use medpdp::policy::{load_workspace, Snapshot};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("write") if args.len() >= 2 => write(Path::new(&args[1]), &args[2..]),
+        Some("inprocess") if args.len() >= 3 => {
+            inprocess(Path::new(&args[1]), Path::new(&args[2]), &args[3..])
+        }
+        _ => Err("usage: workload write OUT [--terminals N] [--requests N] | \
+                  workload inprocess WORKSPACE REQUESTS [--secs S]"
+            .to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("workload: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn flag(rest: &[String], name: &str, default: usize) -> Result<usize, String> {
+    match rest.iter().position(|a| a == name) {
+        Some(i) => rest
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{name} needs a number")),
+        None => Ok(default),
+    }
+}
+
+fn write(out: &Path, rest: &[String]) -> Result<(), String> {
+    let mut params = workload::Params::LARGE;
+    params.terminals = flag(rest, "--terminals", params.terminals)?;
+    params.requests = flag(rest, "--requests", params.requests)?;
+    let w = workload::generate(&params);
+    let root = out.join("workspace");
+    if root.exists() {
+        std::fs::remove_dir_all(&root).map_err(|e| e.to_string())?;
+    }
+    for (path, text) in &w.files {
+        let p = root.join(path);
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    let mut lines = w.requests.join("\n");
+    lines.push('\n');
+    std::fs::write(out.join("requests.jsonl"), lines).map_err(|e| e.to_string())?;
+    println!(
+        "wrote {} ({} entities) and {} requests",
+        root.display(),
+        w.entity_count,
+        w.requests.len()
+    );
+    Ok(())
+}
+
+fn inprocess(root: &Path, requests: &Path, rest: &[String]) -> Result<(), String> {
+    let secs = Duration::from_secs(flag(rest, "--secs", 3)? as u64);
+    let started = Instant::now();
+    let snapshot = load_workspace(&PathBuf::from(root))
+        .map_err(|e| format!("{e}: {:?}", e.diagnostics))?
+        .snapshot;
+    let load = started.elapsed();
+    let text = std::fs::read_to_string(requests).map_err(|e| e.to_string())?;
+    let reqs: Vec<DecisionRequest> = text
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let cedar: Vec<Request> = reqs.iter().filter_map(|r| cedar_request(&snapshot, r)).collect();
+    let (slices, largest) = snapshot.slice_stats();
+    println!(
+        "workspace: {} policies, {} entities, {} distinct slices (largest {largest}), loaded in {:.3} s",
+        snapshot.meta().policy_count,
+        snapshot.meta().entity_count,
+        slices,
+        load.as_secs_f64()
+    );
+    let outcomes: Vec<_> = reqs.iter().map(|r| decide(&snapshot, r)).collect();
+    let allowed =
+        outcomes.iter().filter(|o| matches!(o, Ok(o) if o.decision == Decision::Allow)).count();
+    let errors = outcomes.iter().filter(|o| o.is_err()).count();
+    println!(
+        "requests: {} ({allowed} allowed, {errors} rejected as invalid), {} built by Cedar",
+        reqs.len(),
+        cedar.len()
+    );
+    let auth = Authorizer::new();
+    let full = rate(secs, cedar.len(), |i| {
+        black_box(auth.is_authorized(&cedar[i], snapshot.policies(), snapshot.entities()));
+    });
+    let sliced = rate(secs, cedar.len(), |i| {
+        let r = &cedar[i];
+        let (Some(p), Some(a), Some(res)) = (r.principal(), r.action(), r.resource()) else {
+            return;
+        };
+        let set = snapshot.policies_for(p.type_name(), a, res.type_name());
+        black_box(auth.is_authorized(r, set, snapshot.entities()));
+    });
+    let end_to_end = rate(secs, reqs.len(), |i| {
+        let _ = black_box(decide(&snapshot, &reqs[i]));
+    });
+    println!("cedar_full_rps {full:.0}");
+    println!("cedar_sliced_rps {sliced:.0}");
+    println!("decide_rps {end_to_end:.0}");
+    println!("load_secs {:.3}", load.as_secs_f64());
+    Ok(())
+}
+
+/// The request as Cedar's JSON path builds it (the reference the service is compared with).
+fn cedar_request(snapshot: &Snapshot, r: &DecisionRequest) -> Option<Request> {
+    let schema = snapshot.schema();
+    let ctx = cedar_policy::Context::from_json_value(
+        r.context.clone().unwrap_or_default(),
+        schema.map(|s| (s, r.action.uid())),
+    )
+    .ok()?;
+    Request::new(
+        r.principal.uid().clone(),
+        r.action.uid().clone(),
+        r.resource.uid().clone(),
+        ctx,
+        schema,
+    )
+    .ok()
+}
+
+/// Calls per second of `f` over `n` inputs, cycling, for about `secs` (after a short warm-up).
+fn rate(secs: Duration, n: usize, mut f: impl FnMut(usize)) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    for i in 0..n.min(2_000) {
+        f(i);
+    }
+    let started = Instant::now();
+    let mut calls = 0usize;
+    while started.elapsed() < secs {
+        for _ in 0..1_000 {
+            f(calls % n);
+            calls += 1;
+        }
+    }
+    calls as f64 / started.elapsed().as_secs_f64()
+}
