@@ -119,11 +119,8 @@ fn evaluation(c: &mut Criterion, name: &str, case: &Case) {
         black_box(auth.is_authorized(r, s.policies(), s.entities()));
     });
     rotating(&mut g, "cedar_sliced", &case.cedar, |r| {
-        let set = s.policies_for(
-            r.principal().unwrap().type_name(),
-            r.action().unwrap(),
-            r.resource().unwrap().type_name(),
-        );
+        let set =
+            s.policies_for(r.principal().unwrap(), r.action().unwrap(), r.resource().unwrap());
         black_box(auth.is_authorized(r, set, s.entities()));
     });
     rotating(&mut g, "reference", &case.requests, |r| {

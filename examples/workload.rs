@@ -2,7 +2,7 @@
 //!
 //! - `workload write OUT [--terminals N] [--requests N]` writes the generated large workspace to
 //!   `OUT/workspace/` and one request body per line to `OUT/requests.jsonl`;
-//! - `workload inprocess WORKSPACE REQUESTS [--secs S]` measures, on one thread, the rate of
+//! - `workload inprocess WORKSPACE REQUESTS [--secs S] [--only full|sliced|decide]` measures, on one thread, the rate of
 //!   Cedar's `is_authorized` on the full policy set (the reference the service is compared
 //!   with), on the policy slices, and of `medpdp::decide::decide` end to end, and the time to
 //!   load the workspace. Each rate is a tight loop over all requests without per-call timers.
@@ -29,7 +29,7 @@ fn main() -> ExitCode {
             inprocess(Path::new(&args[1]), Path::new(&args[2]), &args[3..])
         }
         _ => Err("usage: workload write OUT [--terminals N] [--requests N] | \
-                  workload inprocess WORKSPACE REQUESTS [--secs S]"
+                  workload inprocess WORKSPACE REQUESTS [--secs S] [--only full|sliced|decide]"
             .to_owned()),
     };
     match result {
@@ -110,19 +110,22 @@ fn inprocess(root: &Path, requests: &Path, rest: &[String]) -> Result<(), String
         reqs.len(),
         cedar.len()
     );
+    let only = rest.iter().position(|a| a == "--only").and_then(|i| rest.get(i + 1));
+    let runs = |name: &str| only.is_none_or(|o| o == name);
+    let secs_for = |name: &str| if runs(name) { secs } else { Duration::ZERO };
     let auth = Authorizer::new();
-    let full = rate(secs, cedar.len(), |i| {
+    let full = rate(secs_for("full"), cedar.len(), |i| {
         black_box(auth.is_authorized(&cedar[i], snapshot.policies(), snapshot.entities()));
     });
-    let sliced = rate(secs, cedar.len(), |i| {
+    let sliced = rate(secs_for("sliced"), cedar.len(), |i| {
         let r = &cedar[i];
         let (Some(p), Some(a), Some(res)) = (r.principal(), r.action(), r.resource()) else {
             return;
         };
-        let set = snapshot.policies_for(p.type_name(), a, res.type_name());
+        let set = snapshot.policies_for(p, a, res);
         black_box(auth.is_authorized(r, set, snapshot.entities()));
     });
-    let end_to_end = rate(secs, reqs.len(), |i| {
+    let end_to_end = rate(secs_for("decide"), reqs.len(), |i| {
         let _ = black_box(decide(&snapshot, &reqs[i]));
     });
     println!("cedar_full_rps {full:.0}");
@@ -152,7 +155,7 @@ fn cedar_request(snapshot: &Snapshot, r: &DecisionRequest) -> Option<Request> {
 
 /// Calls per second of `f` over `n` inputs, cycling, for about `secs` (after a short warm-up).
 fn rate(secs: Duration, n: usize, mut f: impl FnMut(usize)) -> f64 {
-    if n == 0 {
+    if n == 0 || secs.is_zero() {
         return 0.0;
     }
     for i in 0..n.min(2_000) {

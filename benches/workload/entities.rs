@@ -97,7 +97,7 @@ impl World {
             terminals: p.terminals,
             clinicians: p.clinicians,
             patients: p.patients,
-            records: p.patients + p.patients / 2,
+            records: p.patients,
             destinations: 12,
         }
     }

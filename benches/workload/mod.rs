@@ -20,7 +20,7 @@ pub(crate) struct Params {
     pub(crate) terminals: usize,
     /// Clinicians.
     pub(crate) clinicians: usize,
-    /// Patients (each with one or two health records).
+    /// Patients (each with one health record).
     pub(crate) patients: usize,
     /// Decision requests.
     pub(crate) requests: usize,
@@ -29,11 +29,11 @@ pub(crate) struct Params {
 }
 
 impl Params {
-    /// The large workspace of BENCHMARKS.md: 1,000 terminals, 400 clinicians, 2,000 patients.
+    /// The large workspace of BENCHMARKS.md: 1,000 terminals, 400 clinicians, 1,000 patients.
     pub(crate) const LARGE: Params = Params {
         terminals: 1_000,
         clinicians: 400,
-        patients: 2_000,
+        patients: 1_000,
         requests: 10_000,
         seed: 0x5eed,
     };

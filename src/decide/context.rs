@@ -19,7 +19,10 @@
 //! Without a schema Cedar's parser applies the same mapping with strings, objects and arrays
 //! read as strings, records and sets, which is what the unguided conversion does.
 
+use std::sync::LazyLock;
+
 use cedar_policy::{Context, EntityId, EntityUid, Request, RestrictedExpression as Expr, Schema};
+use cedar_policy_core::ast;
 use serde_json::{Map, Value};
 
 use super::DecisionRequest;
@@ -69,12 +72,7 @@ fn value(shape: Option<&Shape>, v: &Value) -> Option<Expr> {
         (Some(Shape::Bool) | None, Value::Bool(b)) => Some(Expr::new_bool(*b)),
         (Some(Shape::Long) | None, Value::Number(n)) => n.as_i64().map(Expr::new_long),
         (Some(Shape::String) | None, Value::String(s)) => Some(Expr::new_string(s.clone())),
-        (Some(Shape::Extension(ext)), Value::String(s)) => Some(match ext {
-            ExtensionType::Datetime => Expr::new_datetime(s),
-            ExtensionType::Duration => Expr::new_duration(s),
-            ExtensionType::Decimal => Expr::new_decimal(s),
-            ExtensionType::Ipaddr => Expr::new_ip(s),
-        }),
+        (Some(Shape::Extension(ext)), Value::String(s)) => Some(extension_call(*ext, s)),
         (Some(Shape::Set(element)), Value::Array(items)) => set(items, |v| value(Some(element), v)),
         (None, Value::Array(items)) => set(items, |v| value(None, v)),
         (Some(Shape::Record(attrs)), Value::Object(map)) => {
@@ -124,4 +122,52 @@ fn record(
         out.push((k.clone(), convert(k, v)?));
     }
     Expr::new_record(out).ok()
+}
+
+/// The extension constructors' names, parsed once.
+///
+/// `RestrictedExpression::new_datetime` and its siblings run Cedar's full parser on the
+/// constructor's name at every call, which costs more than the rest of a typical context. The
+/// expression built here is the one they build (`ast::RestrictedExpr::call_extension_fn` with the
+/// same name and a string literal, see the test); only the name is parsed once. This is the one
+/// place that uses `cedar-policy-core` directly (pinned to the exact version `cedar-policy` pins).
+static EXTENSION_NAMES: LazyLock<Option<[ast::Name; 4]>> = LazyLock::new(|| {
+    let name = |n: &str| n.parse().ok().map(ast::Name::unqualified_name);
+    Some([name("datetime")?, name("duration")?, name("decimal")?, name("ip")?])
+});
+
+fn extension_call(ext: ExtensionType, arg: &str) -> Expr {
+    let index = match ext {
+        ExtensionType::Datetime => 0,
+        ExtensionType::Duration => 1,
+        ExtensionType::Decimal => 2,
+        ExtensionType::Ipaddr => 3,
+    };
+    match EXTENSION_NAMES.as_ref().and_then(|names| names.get(index)) {
+        Some(name) => Expr::from(ast::RestrictedExpr::call_extension_fn(
+            name.clone(),
+            [ast::RestrictedExpr::val(arg)],
+        )),
+        None => match ext {
+            ExtensionType::Datetime => Expr::new_datetime(arg),
+            ExtensionType::Duration => Expr::new_duration(arg),
+            ExtensionType::Decimal => Expr::new_decimal(arg),
+            ExtensionType::Ipaddr => Expr::new_ip(arg),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extension_calls_are_the_ones_cedar_builds() {
+        for arg in ["2026-11-24T10:00:00Z", "1h", "1.5", "10.0.0.1", "not valid"] {
+            assert_eq!(extension_call(ExtensionType::Datetime, arg), Expr::new_datetime(arg));
+            assert_eq!(extension_call(ExtensionType::Duration, arg), Expr::new_duration(arg));
+            assert_eq!(extension_call(ExtensionType::Decimal, arg), Expr::new_decimal(arg));
+            assert_eq!(extension_call(ExtensionType::Ipaddr, arg), Expr::new_ip(arg));
+        }
+    }
 }

@@ -109,11 +109,8 @@ pub fn decide(snapshot: &Snapshot, req: &DecisionRequest) -> Result<Outcome, Req
         }
         // The hot path: the resident store and a pre-built slice, shared, never copied.
         _ => {
-            let policies = snapshot.policies_for(
-                req.principal.uid().type_name(),
-                req.action.uid(),
-                req.resource.uid().type_name(),
-            );
+            let policies =
+                snapshot.policies_for(req.principal.uid(), req.action.uid(), req.resource.uid());
             authorizer.is_authorized(&request, policies, snapshot.entities())
         }
     };

@@ -1,4 +1,4 @@
-//! Policy-set slices: for every (principal type, action, resource type) a request can name, a
+//! Policy-set slices: for every (principal, action, resource) class a request can fall into, a
 //! pre-built `PolicySet` holding only the policies whose scope can match it.
 //!
 //! Cedar evaluates every policy of the set it is given, and a policy whose scope cannot match
@@ -9,16 +9,20 @@
 //! does: it leaves out policies whose scope is *provably* false for every request of the cell.
 //!
 //! What each scope constraint says about a request:
-//! - principal/resource `== E`, `is T`, `is T in E`: the entity's type must be `type(E)` or `T`;
+//! - principal/resource `== E`: the entity must be `E` (so these policies are only in the cells
+//!   of `E` itself; this keeps one-off grants and template links out of everyone else's slice);
+//! - principal/resource `is T`, `is T in E`: the entity's type must be `T`;
 //! - principal/resource `in E` and unconstrained scopes: nothing about the type (an entity of any
 //!   type may be a member of `E`), so such policies are in every cell of that dimension;
 //! - action `== A`: the action must be `A`; action `in A` / `in [A, …]`: the action must be one
 //!   of the listed uids or a descendant of one in the resident store's action hierarchy (action
 //!   groups), which is exactly how Cedar evaluates `in` against the store.
 //!
-//! Types and actions that no constraint names share one "other" cell per dimension, holding only
-//! the policies unconstrained in that dimension; a request for an undeclared type or action thus
-//! never falls into an empty set by mistake.
+//! A principal or resource is looked up by uid (if some `==` names it), else by type (if some
+//! `is` names it), else falls into the "other" column, which holds only the policies
+//! unconstrained in that dimension; actions no constraint can match share an "other" row of
+//! action-unconstrained policies. A request for an undeclared type or action thus never falls
+//! into an empty set by mistake.
 //!
 //! INVARIANT: slices are exact only for the resident entity store they were built from. A
 //! request that brings its own entities may change the action hierarchy, so it is evaluated
@@ -34,34 +38,113 @@ use cedar_policy::{
     ResourceConstraint, Schema,
 };
 
-/// Above this many cells the principal and resource dimensions are dropped (slicing by action
-/// only), which bounds load time and memory for workspaces with very many types.
+/// Limits on the index: beyond them a finer level is abandoned for a coarser one (see
+/// [`Level`]), which bounds load time and memory for workspaces with very many types or
+/// `==` constraints.
 const MAX_CELLS: usize = 1 << 16;
+const MAX_SETS: usize = 4096;
 
 /// Pre-built policy sets indexed by what a request names.
 #[derive(Debug, Default)]
 pub(crate) struct PolicySlices {
     /// Action uid -> row (1-based; row 0 holds actions no constraint can match).
     actions: HashMap<EntityUid, usize>,
-    /// Principal type -> column (1-based; column 0 holds types no constraint names).
-    principals: HashMap<EntityTypeName, usize>,
-    /// Resource type -> column (1-based; 0 as above).
-    resources: HashMap<EntityTypeName, usize>,
-    /// Number of principal columns (including 0).
-    p_cols: usize,
-    /// Number of resource columns (including 0).
-    r_cols: usize,
+    principals: Dimension,
+    resources: Dimension,
     /// Cell -> index into `sets`.
     cells: Vec<u32>,
     /// Distinct slices.
     sets: Vec<PolicySet>,
 }
 
-/// What a principal or resource scope constraint requires of the entity's type.
+/// What a principal or resource scope constraint requires of the entity.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum TypeFilter {
+enum Filter {
+    /// Unconstrained, or `in E` (any type may be a member of `E`).
     Any,
-    Only(EntityTypeName),
+    /// `is T`, `is T in E`: this type.
+    Type(EntityTypeName),
+    /// `== E`: this entity.
+    Uid(EntityUid),
+}
+
+/// How finely the principal and resource dimensions are indexed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// By entity for `==` constraints, else by type.
+    Uids,
+    /// By type (`== E` counts as `is type(E)`).
+    Types,
+    /// Not at all (every policy in the single column).
+    Off,
+}
+
+/// The columns of one dimension (principal or resource).
+#[derive(Debug, Default)]
+struct Dimension {
+    /// Entities named by `==` constraints -> column.
+    uids: HashMap<EntityUid, usize>,
+    /// Types named by `is` constraints -> column.
+    types: HashMap<EntityTypeName, usize>,
+    /// Number of columns; column 0 holds entities of types no constraint names.
+    cols: usize,
+    /// Policies that can match, per column.
+    bits: Vec<Bits>,
+}
+
+impl Dimension {
+    fn build(filters: &[Filter], words: usize, level: Level) -> Self {
+        let mut dim = Dimension { cols: 1, ..Dimension::default() };
+        for f in filters {
+            match (f, level) {
+                (Filter::Uid(u), Level::Uids) if !dim.uids.contains_key(u) => {
+                    dim.uids.insert(u.clone(), dim.cols);
+                    dim.cols += 1;
+                }
+                (Filter::Type(t), Level::Uids | Level::Types) if !dim.types.contains_key(t) => {
+                    dim.types.insert(t.clone(), dim.cols);
+                    dim.cols += 1;
+                }
+                (Filter::Uid(u), Level::Types) if !dim.types.contains_key(u.type_name()) => {
+                    dim.types.insert(u.type_name().clone(), dim.cols);
+                    dim.cols += 1;
+                }
+                _ => {}
+            }
+        }
+        let mut bits = vec![Bits::new(words); dim.cols];
+        for (i, f) in filters.iter().enumerate() {
+            match (f, level) {
+                (Filter::Any, _) => bits.iter_mut().for_each(|b| b.set(i)),
+                (_, Level::Off) => bits[0].set(i),
+                (Filter::Type(t), _) => {
+                    // Type column, and the columns of entities of that type.
+                    dim.types.get(t).into_iter().for_each(|&c| bits[c].set(i));
+                    for (u, &c) in &dim.uids {
+                        if u.type_name() == t {
+                            bits[c].set(i);
+                        }
+                    }
+                }
+                (Filter::Uid(u), Level::Uids) => {
+                    dim.uids.get(u).into_iter().for_each(|&c| bits[c].set(i));
+                }
+                (Filter::Uid(u), Level::Types) => {
+                    dim.types.get(u.type_name()).into_iter().for_each(|&c| bits[c].set(i));
+                }
+            }
+        }
+        dim.bits = bits;
+        dim
+    }
+
+    /// The column of an entity.
+    fn column(&self, uid: &EntityUid) -> usize {
+        if self.uids.is_empty() {
+            return self.types.get(uid.type_name()).copied().unwrap_or(0);
+        }
+        self.uids.get(uid).or_else(|| self.types.get(uid.type_name())).copied().unwrap_or(0)
+    }
 }
 
 impl PolicySlices {
@@ -73,95 +156,72 @@ impl PolicySlices {
         schema: Option<&Schema>,
     ) -> Option<Self> {
         let list: Vec<&Policy> = policies.policies().collect();
-        let p_filters: Vec<TypeFilter> =
+        let p_filters: Vec<Filter> =
             list.iter().map(|p| principal_filter(p.principal_constraint())).collect();
-        let r_filters: Vec<TypeFilter> =
+        let r_filters: Vec<Filter> =
             list.iter().map(|p| resource_filter(p.resource_constraint())).collect();
         let a_constraints: Vec<ActionConstraint> =
             list.iter().map(|p| p.action_constraint()).collect();
-
-        let actions = action_keys(&a_constraints, entities, schema);
-        let mut principals = type_keys(&p_filters);
-        let mut resources = type_keys(&r_filters);
-        let a_rows = actions.len() + 1;
-        let mut typed = true;
-        if a_rows * (principals.len() + 1) * (resources.len() + 1) > MAX_CELLS {
-            principals.clear();
-            resources.clear();
-            typed = false;
-        }
-        let (p_cols, r_cols) = (principals.len() + 1, resources.len() + 1);
-
         let words = list.len().div_ceil(64);
-        let mut a_bits = vec![Bits::new(words); a_rows];
-        for (row, uid) in std::iter::once(None).chain(actions.iter().map(Some)).enumerate() {
-            let ancestors: HashSet<&EntityUid> = match uid {
-                Some(uid) => entities.ancestors(uid).into_iter().flatten().collect(),
-                None => HashSet::new(),
-            };
-            for (i, c) in a_constraints.iter().enumerate() {
-                let can_match = match (c, uid) {
-                    (ActionConstraint::Any, _) => true,
-                    (_, None) => false,
-                    (ActionConstraint::Eq(a), Some(uid)) => a == uid,
-                    (ActionConstraint::In(list), Some(uid)) => {
-                        list.iter().any(|a| a == uid || ancestors.contains(a))
-                    }
-                };
-                if can_match {
-                    a_bits[row].set(i);
-                }
-            }
-        }
-        let p_bits = type_bits(&p_filters, &principals, words, typed);
-        let r_bits = type_bits(&r_filters, &resources, words, typed);
+        let actions = action_keys(&a_constraints, entities, schema);
+        let a_bits = action_bits(&actions, &a_constraints, entities, words);
 
-        let mut distinct: HashMap<Bits, u32> = HashMap::new();
-        let mut sets = Vec::new();
-        let mut cells = Vec::with_capacity(a_rows * p_cols * r_cols);
-        for a in &a_bits {
-            for p in &p_bits {
-                let ap = a.and(p);
-                for r in &r_bits {
-                    let bits = ap.and(r);
-                    let index = match distinct.get(&bits) {
-                        Some(&index) => index,
-                        None => {
-                            let index = u32::try_from(sets.len()).unwrap_or(u32::MAX);
-                            sets.push(slice_set(policies, &list, &bits)?);
-                            distinct.insert(bits, index);
-                            index
-                        }
-                    };
-                    cells.push(index);
+        for level in [Level::Uids, Level::Types, Level::Off] {
+            let principals = Dimension::build(&p_filters, words, level);
+            let resources = Dimension::build(&r_filters, words, level);
+            let cell_count = a_bits.len() * principals.cols * resources.cols;
+            if cell_count > MAX_CELLS && level != Level::Off {
+                continue;
+            }
+            let mut distinct: HashMap<Bits, u32> = HashMap::new();
+            let mut order: Vec<&Bits> = Vec::new();
+            let mut cells = Vec::with_capacity(cell_count);
+            let mut combined = Vec::with_capacity(cell_count);
+            for a in &a_bits {
+                for p in &principals.bits {
+                    let ap = a.and(p);
+                    for r in &resources.bits {
+                        combined.push(ap.and(r));
+                    }
                 }
             }
+            for bits in &combined {
+                let next = u32::try_from(distinct.len()).ok()?;
+                let index = *distinct.entry(bits.clone()).or_insert(next);
+                if index == next {
+                    order.push(bits);
+                }
+                cells.push(index);
+            }
+            if order.len() > MAX_SETS && level != Level::Off {
+                continue;
+            }
+            let sets = order
+                .into_iter()
+                .map(|bits| slice_set(policies, &list, bits))
+                .collect::<Option<Vec<_>>>()?;
+            return Some(Self {
+                actions: actions.into_iter().enumerate().map(|(i, k)| (k, i + 1)).collect(),
+                principals,
+                resources,
+                cells,
+                sets,
+            });
         }
-        let index = |keys: Vec<EntityTypeName>| {
-            keys.into_iter().enumerate().map(|(i, k)| (k, i + 1)).collect::<HashMap<_, _>>()
-        };
-        Some(Self {
-            actions: actions.into_iter().enumerate().map(|(i, k)| (k, i + 1)).collect(),
-            principals: index(principals),
-            resources: index(resources),
-            p_cols,
-            r_cols,
-            cells,
-            sets,
-        })
+        None
     }
 
     /// The slice for a request, or `None` when no slices were built.
     pub(crate) fn get(
         &self,
-        principal: &EntityTypeName,
+        principal: &EntityUid,
         action: &EntityUid,
-        resource: &EntityTypeName,
+        resource: &EntityUid,
     ) -> Option<&PolicySet> {
         let a = self.actions.get(action).copied().unwrap_or(0);
-        let p = self.principals.get(principal).copied().unwrap_or(0);
-        let r = self.resources.get(resource).copied().unwrap_or(0);
-        let cell = (a * self.p_cols + p) * self.r_cols + r;
+        let p = self.principals.column(principal);
+        let r = self.resources.column(resource);
+        let cell = (a * self.principals.cols + p) * self.resources.cols + r;
         let set = *self.cells.get(cell)?;
         self.sets.get(usize::try_from(set).ok()?)
     }
@@ -173,56 +233,51 @@ impl PolicySlices {
     }
 }
 
-fn principal_filter(c: PrincipalConstraint) -> TypeFilter {
+fn principal_filter(c: PrincipalConstraint) -> Filter {
     match c {
-        PrincipalConstraint::Any | PrincipalConstraint::In(_) => TypeFilter::Any,
-        PrincipalConstraint::Eq(uid) => TypeFilter::Only(uid.type_name().clone()),
-        PrincipalConstraint::Is(ty) | PrincipalConstraint::IsIn(ty, _) => TypeFilter::Only(ty),
+        PrincipalConstraint::Any | PrincipalConstraint::In(_) => Filter::Any,
+        PrincipalConstraint::Eq(uid) => Filter::Uid(uid),
+        PrincipalConstraint::Is(ty) | PrincipalConstraint::IsIn(ty, _) => Filter::Type(ty),
     }
 }
 
-fn resource_filter(c: ResourceConstraint) -> TypeFilter {
+fn resource_filter(c: ResourceConstraint) -> Filter {
     match c {
-        ResourceConstraint::Any | ResourceConstraint::In(_) => TypeFilter::Any,
-        ResourceConstraint::Eq(uid) => TypeFilter::Only(uid.type_name().clone()),
-        ResourceConstraint::Is(ty) | ResourceConstraint::IsIn(ty, _) => TypeFilter::Only(ty),
+        ResourceConstraint::Any | ResourceConstraint::In(_) => Filter::Any,
+        ResourceConstraint::Eq(uid) => Filter::Uid(uid),
+        ResourceConstraint::Is(ty) | ResourceConstraint::IsIn(ty, _) => Filter::Type(ty),
     }
 }
 
-/// Types named by type filters, in first-seen order.
-fn type_keys(filters: &[TypeFilter]) -> Vec<EntityTypeName> {
-    let mut keys: Vec<EntityTypeName> = Vec::new();
-    for f in filters {
-        if let TypeFilter::Only(t) = f {
-            if !keys.contains(t) {
-                keys.push(t.clone());
-            }
-        }
-    }
-    keys
-}
-
-/// Column bitsets: column 0 holds type-unconstrained policies (all policies when the dimension
-/// is not sliced), column k those unconstrained or constrained to `keys[k - 1]`.
-fn type_bits(
-    filters: &[TypeFilter],
-    keys: &[EntityTypeName],
+/// Row bitsets: row 0 holds action-unconstrained policies, row k those that can match the
+/// action `actions[k - 1]`.
+fn action_bits(
+    actions: &[EntityUid],
+    constraints: &[ActionConstraint],
+    entities: &Entities,
     words: usize,
-    typed: bool,
 ) -> Vec<Bits> {
-    let mut cols = vec![Bits::new(words); keys.len() + 1];
-    for (i, f) in filters.iter().enumerate() {
-        match f {
-            TypeFilter::Any => cols.iter_mut().for_each(|c| c.set(i)),
-            TypeFilter::Only(_) if !typed => cols[0].set(i),
-            TypeFilter::Only(t) => {
-                if let Some(k) = keys.iter().position(|k| k == t) {
-                    cols[k + 1].set(i);
+    let mut rows = vec![Bits::new(words); actions.len() + 1];
+    for (row, uid) in std::iter::once(None).chain(actions.iter().map(Some)).enumerate() {
+        let ancestors: HashSet<&EntityUid> = match uid {
+            Some(uid) => entities.ancestors(uid).into_iter().flatten().collect(),
+            None => HashSet::new(),
+        };
+        for (i, c) in constraints.iter().enumerate() {
+            let can_match = match (c, uid) {
+                (ActionConstraint::Any, _) => true,
+                (_, None) => false,
+                (ActionConstraint::Eq(a), Some(uid)) => a == uid,
+                (ActionConstraint::In(list), Some(uid)) => {
+                    list.iter().any(|a| a == uid || ancestors.contains(a))
                 }
+            };
+            if can_match {
+                rows[row].set(i);
             }
         }
     }
-    cols
+    rows
 }
 
 /// Every action uid a request may name that some action constraint can match: the uids the
@@ -317,5 +372,45 @@ impl Bits {
 
     fn and(&self, other: &Self) -> Self {
         Self(self.0.iter().zip(&other.0).map(|(a, b)| a & b).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(set: &PolicySet) -> Vec<String> {
+        let mut v: Vec<String> =
+            set.policies().filter_map(|p| p.annotation("id")).map(String::from).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn slices_keep_exactly_the_policies_whose_scope_can_match() {
+        let policies: PolicySet = r#"
+            @id("eq") permit (principal == User::"a", action, resource);
+            @id("is") permit (principal is User, action == Action::"read", resource);
+            @id("group") permit (principal in Group::"g", action in Action::"readers", resource);
+            @id("doc") forbid (principal, action, resource is Doc);
+        "#
+        .parse()
+        .unwrap();
+        let entities = Entities::from_json_str(
+            r#"[{"uid": {"type": "Action", "id": "read"}, "attrs": {},
+                 "parents": [{"type": "Action", "id": "readers"}]}]"#,
+            None,
+        )
+        .unwrap();
+        let slices = PolicySlices::build(&policies, &entities, None).unwrap();
+        let get = |p: &str, a: &str, r: &str| {
+            ids(slices.get(&p.parse().unwrap(), &a.parse().unwrap(), &r.parse().unwrap()).unwrap())
+        };
+        let read = r#"Action::"read""#;
+        assert_eq!(get(r#"User::"a""#, read, r#"Doc::"d""#), ["doc", "eq", "group", "is"]);
+        assert_eq!(get(r#"User::"b""#, read, r#"Doc::"d""#), ["doc", "group", "is"]);
+        assert_eq!(get(r#"User::"b""#, r#"Action::"write""#, r#"Doc::"d""#), ["doc"]);
+        assert_eq!(get(r#"Zed::"z""#, read, r#"Zed::"y""#), ["group"]);
+        assert!(get(r#"Zed::"z""#, r#"Action::"other""#, r#"Zed::"y""#).is_empty());
     }
 }

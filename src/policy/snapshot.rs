@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use cedar_policy::{Entities, EntityTypeName, EntityUid, PolicyId, PolicySet, Schema};
+use cedar_policy::{Entities, EntityUid, PolicyId, PolicySet, Schema};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -120,14 +120,14 @@ impl Snapshot {
         &self.policies
     }
 
-    /// The policies whose scope can match a request naming these types and this action: a slice
-    /// of [`Snapshot::policies`] that Cedar answers exactly as it answers the full set, when
-    /// evaluated against the resident entity store.
+    /// The policies whose scope can match a request for this principal, action and resource: a
+    /// slice of [`Snapshot::policies`] that Cedar answers exactly as it answers the full set,
+    /// when evaluated against the resident entity store.
     pub fn policies_for(
         &self,
-        principal: &EntityTypeName,
+        principal: &EntityUid,
         action: &EntityUid,
-        resource: &EntityTypeName,
+        resource: &EntityUid,
     ) -> &PolicySet {
         self.slices.get(principal, action, resource).unwrap_or(&self.policies)
     }

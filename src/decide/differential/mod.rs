@@ -140,11 +140,7 @@ fn check(snapshot: &Snapshot, body: &Value, tally: &mut Tally) {
             (slow.principal(), slow.action(), slow.resource())
         );
     }
-    let sliced = snapshot.policies_for(
-        req.principal.uid().type_name(),
-        req.action.uid(),
-        req.resource.uid().type_name(),
-    );
+    let sliced = snapshot.policies_for(req.principal.uid(), req.action.uid(), req.resource.uid());
     if sliced.policies().count() < snapshot.policies().policies().count() {
         tally.sliced += 1;
     }
