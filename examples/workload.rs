@@ -2,6 +2,8 @@
 //!
 //! - `workload write OUT [--terminals N] [--requests N]` writes the generated large workspace to
 //!   `OUT/workspace/` and one request body per line to `OUT/requests.jsonl`;
+//! - `workload bodies WORKSPACE OUT [--requests N]` writes N valid request bodies for any
+//!   workspace (generated from its schema and entities) to `OUT`, one per line;
 //! - `workload inprocess WORKSPACE REQUESTS [--secs S] [--only full|sliced|decide]` measures, on one thread, the rate of
 //!   Cedar's `is_authorized` on the full policy set (the reference the service is compared
 //!   with), on the policy slices, and of `medpdp::decide::decide` end to end, and the time to
@@ -9,6 +11,8 @@
 
 #![allow(clippy::print_stdout)] // a command-line helper: stdout is its output
 
+#[path = "../benches/generic/mod.rs"]
+mod generic;
 #[path = "../benches/workload/mod.rs"]
 mod workload;
 
@@ -25,10 +29,14 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("write") if args.len() >= 2 => write(Path::new(&args[1]), &args[2..]),
+        Some("bodies") if args.len() >= 3 => {
+            bodies(Path::new(&args[1]), Path::new(&args[2]), &args[3..])
+        }
         Some("inprocess") if args.len() >= 3 => {
             inprocess(Path::new(&args[1]), Path::new(&args[2]), &args[3..])
         }
         _ => Err("usage: workload write OUT [--terminals N] [--requests N] | \
+                  workload bodies WORKSPACE OUT [--requests N] | \
                   workload inprocess WORKSPACE REQUESTS [--secs S] [--only full|sliced|decide]"
             .to_owned()),
     };
@@ -76,6 +84,29 @@ fn write(out: &Path, rest: &[String]) -> Result<(), String> {
         w.entity_count,
         w.requests.len()
     );
+    Ok(())
+}
+
+fn bodies(root: &Path, out: &Path, rest: &[String]) -> Result<(), String> {
+    let n = flag(rest, "--requests", 10_000)?;
+    let snapshot = load_workspace(root).map_err(|e| format!("{e}: {:?}", e.diagnostics))?.snapshot;
+    let gen = generic::Generator::new(&snapshot);
+    let mut rng = workload::Rng::new(0xb0d1e5);
+    let mut lines = String::new();
+    let (mut written, mut tries) = (0, 0);
+    while written < n && tries < n * 20 {
+        tries += 1;
+        let body = gen.valid(&mut rng);
+        let valid = serde_json::from_value::<DecisionRequest>(body.clone())
+            .is_ok_and(|r| decide(&snapshot, &r).is_ok());
+        if valid {
+            lines.push_str(&body.to_string());
+            lines.push('\n');
+            written += 1;
+        }
+    }
+    std::fs::write(out, lines).map_err(|e| e.to_string())?;
+    println!("wrote {written} valid request bodies to {}", out.display());
     Ok(())
 }
 

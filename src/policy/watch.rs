@@ -4,11 +4,16 @@
 //! arrive while a reload runs coalesce into one more reload, so a burst of saves (an editor
 //! writing a swap file, then renaming) costs at most two loads. Whether anything really
 //! changed is decided by the content hash in [`PolicyStore::reload`], not by the event kind.
+//!
+//! Access events (open, read, close after reading) are not changes: a reload reads every file,
+//! and treating its own reads as changes made the watcher reload in a loop, hashing the whole
+//! workspace several times a second and competing with requests for the CPU.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::RecursiveMode;
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 
@@ -39,7 +44,9 @@ pub fn watch(store: Arc<PolicyStore>, debounce: Duration) -> Result<WatchHandle,
     let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| {
         match result {
             Ok(events) => {
-                let relevant = events.iter().any(|e| e.paths.iter().any(|p| !is_hidden(&root, p)));
+                let relevant = events
+                    .iter()
+                    .any(|e| is_change(&e.kind) && e.paths.iter().any(|p| !is_hidden(&root, p)));
                 if relevant {
                     // A full channel means a reload is already pending: coalesce.
                     let _ = tx.try_send(());
@@ -61,6 +68,16 @@ pub fn watch(store: Arc<PolicyStore>, debounce: Duration) -> Result<WatchHandle,
     Ok(WatchHandle { _debouncer: debouncer, task })
 }
 
+/// Whether an event may mean that a file's content changed (a file closed after writing does;
+/// opening, reading or closing after reading does not).
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 /// Whether a changed path is hidden *below the workspace root* (editor swap files, `.git`).
 /// The root's own location may well be hidden (e.g. a temporary directory) and does not count.
 fn is_hidden(root: &Path, path: &Path) -> bool {
@@ -71,6 +88,19 @@ fn is_hidden(root: &Path, path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_are_not_changes() {
+        use notify::event::{CreateKind, ModifyKind, RemoveKind};
+        assert!(!is_change(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
+        assert!(!is_change(&EventKind::Access(AccessKind::Read)));
+        assert!(!is_change(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
+        assert!(is_change(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
+        assert!(is_change(&EventKind::Modify(ModifyKind::Any)));
+        assert!(is_change(&EventKind::Create(CreateKind::File)));
+        assert!(is_change(&EventKind::Remove(RemoveKind::File)));
+        assert!(is_change(&EventKind::Any));
+    }
 
     #[test]
     fn only_components_below_the_root_count_as_hidden() {
