@@ -1,7 +1,8 @@
 //! In-process decision benchmarks (criterion): `cargo bench --bench decide`.
 //!
-//! For the bundled pack and for the generated large workspace (`workload`), each over many
-//! distinct valid requests (every iteration takes the next one):
+//! For the bundled pack (requests: its test cases) and for the generated large workspace
+//! (`workload`, 10,000 requests), each over its distinct valid requests (every iteration takes
+//! the next one):
 //! - `cedar_full`: Cedar's `is_authorized` on the full policy set, request pre-built: the
 //!   reference rate the service is compared with in BENCHMARKS.md;
 //! - `cedar_sliced`: the same on the request's policy slice;
@@ -86,9 +87,19 @@ fn large(terminals: usize) -> Case {
     Case::new(snapshot, w.requests)
 }
 
+/// The bundled pack with its own test cases as requests (the scenarios it was written for),
+/// or generated requests when it has none.
 fn bundled() -> Case {
-    let snapshot =
-        load_workspace(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).unwrap().snapshot;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let snapshot = load_workspace(&dir).unwrap().snapshot;
+    let cases: Vec<String> = generic::case_requests(&dir)
+        .into_iter()
+        .filter(|r| r.get("entities").is_none())
+        .map(|r| r.to_string())
+        .collect();
+    if cases.len() > 100 {
+        return Case::new(snapshot, cases);
+    }
     let gen = generic::Generator::new(&snapshot);
     let mut rng = workload::Rng::new(0xb0b);
     let bodies = (0..5_000).map(|_| gen.valid(&mut rng).to_string()).collect();

@@ -306,6 +306,23 @@ fn extension(ext: ExtensionType, rng: &mut Rng) -> String {
     }
 }
 
+/// The requests of a workspace's own test cases (`tests/*.json`, the `medpdp test` format), each
+/// with its defaults merged in; empty when there are none.
+pub(crate) fn case_requests(workspace: &std::path::Path) -> Vec<Value> {
+    let dir = workspace.join("tests");
+    if !dir.is_dir() {
+        return Vec::new();
+    }
+    medpdp::policytest::load_test_files(&[dir])
+        .map(|files| {
+            files
+                .iter()
+                .flat_map(|f| f.cases.iter().map(|c| c.expanded_request(&f.defaults)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// `Type::"id"` with the id escaped as Cedar expects.
 pub(crate) fn uid_str(ty: &str, id: &str) -> String {
     format!("{ty}::{}", serde_json::to_string(id).unwrap_or_default())

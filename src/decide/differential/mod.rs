@@ -3,7 +3,8 @@
 //! policy set, with the fail-closed rule re-implemented here from Cedar's answer alone.
 //!
 //! Decisions, reasons, errors and obligations must be identical, and so must every request
-//! error (code, field and message). Workspaces: the bundled pack, the generated Med5G workload
+//! error (code, field and message). Workspaces: the bundled pack (its test cases, then generated
+//! requests), the generated Med5G workload
 //! (scaled down) and random workspaces with and without a schema; requests: valid ones and
 //! adversarial ones (undeclared types and actions, broken contexts, escapes, action groups
 //! changed by request entities). The generators are the ones the benchmarks use.
@@ -198,8 +199,13 @@ fn decide_equals_cedar_on_the_full_set() {
     let mut tally = Tally::default();
     let mut rng = Rng::new(0xd1ff);
 
-    let bundled =
-        load_workspace(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).unwrap().snapshot;
+    let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let bundled = load_workspace(&pack).unwrap().snapshot;
+    let cases = generic::case_requests(&pack);
+    assert!(cases.len() >= 100, "the pack's test cases: {}", cases.len());
+    for body in &cases {
+        check(&bundled, body, &mut tally);
+    }
     run_generated(&bundled, &mut rng, 2_400, &mut tally);
 
     let params = workload::Params {
