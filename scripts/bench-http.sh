@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
     --no-reload) RELOAD=0; shift ;;
     --no-store-scaling) STORE_SCALING=0; shift ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 64 ;;
   esac
 done
@@ -108,17 +108,18 @@ if [ "$STORE_SCALING" = 1 ] && [ "$WORKSPACE" = large ]; then
 fi
 
 # ---------------------------------------------------------------- the service
-SERVER_PID=
-stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
-  fi
+# One server per mode, all started up front (idle servers cost nothing) so that the rounds can
+# interleave the modes: the machine's noise then hits every mode alike.
+declare -A PID PORT_OF
+stop_servers() {
+  for m in "${!PID[@]}"; do
+    kill "${PID[$m]}" 2>/dev/null || true
+    wait "${PID[$m]}" 2>/dev/null || true
+    unset "PID[$m]"
+  done
 }
-trap stop_server EXIT
+trap stop_servers EXIT
 
-URL=http://127.0.0.1:$PORT
 # Server flags per mode. A transport (mtls) slots in here once the build has it.
 mode_flags() {
   case "$1" in
@@ -128,92 +129,123 @@ mode_flags() {
     *) echo "unknown mode $1" >&2; exit 64 ;;
   esac
 }
-start_server() { # mode
-  stop_server
+start_server() { # mode port
   rm -rf "$OUT/data-$1"
   # shellcheck disable=SC2046
-  taskset -c 0 "$BIN" serve -w "$WS" --listen "127.0.0.1:$PORT" --data "$OUT/data-$1" \
+  taskset -c 0 "$BIN" serve -w "$WS" --listen "127.0.0.1:$2" --data "$OUT/data-$1" \
     $(mode_flags "$1") >"$OUT/server-$1.log" 2>&1 &
-  SERVER_PID=$!
+  PID[$1]=$!
+  PORT_OF[$1]=$2
   for _ in $(seq 1 600); do
-    curl -sf "$URL/health/ready" >/dev/null 2>&1 && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT/server-$1.log" >&2; exit 1; }
+    curl -sf "http://127.0.0.1:$2/health/ready" >/dev/null 2>&1 && return 0
+    kill -0 "${PID[$1]}" 2>/dev/null || { cat "$OUT/server-$1.log" >&2; exit 1; }
     sleep 0.1
   done
-  echo "server did not become ready" >&2; exit 1
+  echo "server ($1) did not become ready" >&2; exit 1
 }
-wrk_run() { # connections seconds -> RESULT line
-  taskset -c 1 wrk -t1 -c"$1" -d"$2"s -s "$LUA" "$URL/v1/decide" -- "$BODIES" | grep '^RESULT'
+wrk_run() { # mode connections seconds -> RESULT line
+  taskset -c 1 wrk -t1 -c"$2" -d"$3"s -s "$LUA" "http://127.0.0.1:${PORT_OF[$1]}/v1/decide" -- "$BODIES" \
+    | grep '^RESULT'
 }
 get() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 median() { sort -n | awk '{a[NR]=$1} END{print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-say ""
-say "service: 1 server core (taskset -c 0), wrk 1 thread on core 1, ${DURATION}s per run, median of $RUNS runs"
-printf "%-8s %5s %10s %9s %9s %9s %7s\n" mode conns rps p50_us p90_us p99_us errors | tee -a "$RESULTS"
-declare -A RPS P50 P99 RSS HWM
+port=$PORT
 for mode in $MODES; do
-  log "mode $mode"
-  start_server "$mode"
-  wrk_run 16 2 >/dev/null # warm-up
+  start_server "$mode" "$port"
+  port=$((port + 1))
+done
+# fdatasync latency of the disk the decision log is on: the floor of a durable answer.
+SYNC_MS=$(dd if=/dev/zero of="$OUT/fsync-probe" bs=400 count=100 oflag=dsync 2>&1 \
+  | sed -n 's/.* copied, \([0-9.]*\) s.*/\1/p' | awk '{printf "%.2f", $1 * 1000 / 100}')
+rm -f "$OUT/fsync-probe"
+
+log "warm-up"
+for mode in $MODES; do wrk_run "$mode" 16 2 >/dev/null; done
+: > "$OUT/runs.txt"
+for round in $(seq 1 "$RUNS"); do
   for c in $CONNECTIONS; do
-    : > "$OUT/runs.txt"
-    for _ in $(seq 1 "$RUNS"); do wrk_run "$c" "$DURATION" >> "$OUT/runs.txt"; done
-    col() { while read -r line; do get "$1" "$line"; done < "$OUT/runs.txt" | median; }
-    errors=$(while read -r line; do echo $(( $(get non2xx "$line") + $(get socket_errors "$line") )); done < "$OUT/runs.txt" | awk '{s+=$1} END{print s}')
-    RPS[$mode,$c]=$(col rps); P50[$mode,$c]=$(col p50_us); P99[$mode,$c]=$(col p99_us)
-    printf "%-8s %5s %10.0f %9s %9s %9s %7s\n" "$mode" "$c" "${RPS[$mode,$c]}" "${P50[$mode,$c]}" \
-      "$(col p90_us)" "${P99[$mode,$c]}" "$errors" | tee -a "$RESULTS"
+    for mode in $MODES; do
+      log "round $round, c=$c, $mode"
+      echo "$mode $c $(wrk_run "$mode" "$c" "$DURATION")" >> "$OUT/runs.txt"
+    done
   done
-  RSS[$mode]=$(awk '/^VmRSS/{print $2/1024}' "/proc/$SERVER_PID/status")
-  HWM[$mode]=$(awk '/^VmHWM/{print $2/1024}' "/proc/$SERVER_PID/status")
 done
 
 say ""
+say "service: 1 server core (taskset -c 0), wrk 1 thread on core 1 (taskset -c 1), ${DURATION}s per run,"
+say "median of $RUNS runs, modes interleaved; fdatasync on this disk: ${SYNC_MS} ms per write (dd oflag=dsync)"
+printf "%-6s %5s %10s %9s %9s %9s %9s %7s\n" mode conns rps p50_us p90_us p99_us max_us errors | tee -a "$RESULTS"
+declare -A RPS P50 P99 RSS HWM
 for mode in $MODES; do
-  say "RSS ($mode): $(printf '%.1f' "${RSS[$mode]}") MiB, peak $(printf '%.1f' "${HWM[$mode]}") MiB (target <= 64 MiB)"
+  for c in $CONNECTIONS; do
+    lines=$(awk -v m="$mode" -v c="$c" '$1 == m && $2 == c {$1 = ""; $2 = ""; print}' "$OUT/runs.txt")
+    col() { echo "$lines" | while read -r line; do get "$1" "$line"; done | median; }
+    errors=$(echo "$lines" | while read -r line; do
+      echo $(( $(get non2xx "$line") + $(get socket_errors "$line") )); done | awk '{s+=$1} END{print s}')
+    RPS[$mode,$c]=$(col rps); P50[$mode,$c]=$(col p50_us); P99[$mode,$c]=$(col p99_us)
+    printf "%-6s %5s %10.0f %9s %9s %9s %9s %7s\n" "$mode" "$c" "${RPS[$mode,$c]}" "${P50[$mode,$c]}" \
+      "$(col p90_us)" "${P99[$mode,$c]}" "$(col max_us)" "$errors" | tee -a "$RESULTS"
+  done
+  RSS[$mode]=$(awk '/^VmRSS/{print $2/1024}' "/proc/${PID[$mode]}/status")
+  HWM[$mode]=$(awk '/^VmHWM/{print $2/1024}' "/proc/${PID[$mode]}/status")
 done
+say ""
+for mode in $MODES; do
+  say "RSS ($mode): $(printf '%.1f' "${RSS[$mode]}") MiB now, peak $(printf '%.1f' "${HWM[$mode]}") MiB (target <= 64 MiB)"
+done
+stop_servers
+
+# The reference rate again, after the service runs: the ratio uses the mean of both.
+log "in process again (core 0)"
+inprocess "$WS" "$BODIES" "$OUT/inprocess-after.txt"
+REF_AFTER=$(field cedar_full_rps "$OUT/inprocess-after.txt")
+say ""
+say "in process again: cedar is_authorized, full set: $REF_AFTER/s; decide: $(field decide_rps "$OUT/inprocess-after.txt")/s"
+REF_RPS=$(awk -v a="$REF_RPS" -v b="$REF_AFTER" 'BEGIN{printf "%.0f", (a + b) / 2}')
 
 # ---------------------------------------------------------------- reloads under load
 if [ "$RELOAD" = 1 ]; then
   mode=$(echo "$MODES" | awk '{print $1}')
   log "reloads under load (mode $mode)"
-  start_server "$mode"
-  wrk_run 16 2 >/dev/null
-  base=$(wrk_run 16 "$DURATION")
+  start_server "$mode" "$PORT"
+  wrk_run "$mode" 16 2 >/dev/null
+  base=$(wrk_run "$mode" 16 "$DURATION")
   POLICY=$(find "$WS" -name '*.cedar' | sort | head -1)
   cp "$POLICY" "$OUT/policy.orig"
+  : > "$OUT/reload-times.txt"
   (
     sleep 1
     n=0
     while true; do
       n=$((n + 1))
       printf '\n// reload %d\n' "$n" >> "$POLICY"
-      curl -s -o "$OUT/reload.json" -w '%{time_total}\n' -X POST "$URL/v1/admin/reload" >> "$OUT/reload-times.txt"
+      curl -s -o "$OUT/reload.json" -w '%{time_total}\n' -X POST "http://127.0.0.1:$PORT/v1/admin/reload" \
+        >> "$OUT/reload-times.txt"
       grep -q '"activated"' "$OUT/reload.json" || echo "reload $n: $(cat "$OUT/reload.json")" >&2
       sleep 2
     done
   ) &
   RELOADER=$!
-  : > "$OUT/reload-times.txt"
-  loaded=$(wrk_run 16 "$DURATION")
+  loaded=$(wrk_run "$mode" 16 "$DURATION")
   kill "$RELOADER" 2>/dev/null || true
   wait "$RELOADER" 2>/dev/null || true
   cp "$OUT/policy.orig" "$POLICY"
+  stop_servers
   reloads=$(wc -l < "$OUT/reload-times.txt")
   slowest=$(sort -n "$OUT/reload-times.txt" | tail -1)
-  say "reload under load (c=16, $reloads reloads, each a new version): admin reload took up to ${slowest}s"
+  say ""
+  say "reloads under load ($mode, c=16): $reloads reloads, each a new version; admin reload took up to ${slowest}s (target <= 0.5 s)"
   say "  without reloads: rps $(get rps "$base"), p99 $(get p99_us "$base") us, max $(get max_us "$base") us"
   say "  with reloads:    rps $(get rps "$loaded"), p99 $(get p99_us "$loaded") us, max $(get max_us "$loaded") us" \
     "(target: max <= 2 x $(get p99_us "$base") us)"
 fi
-stop_server
 
 # ---------------------------------------------------------------- ratios
 say ""
 first=$(echo "$MODES" | awk '{print $1}')
 if [ -n "${RPS[$first,16]:-}" ]; then
-  say "ratio: service rps at c=16 ($first) / in-process full-set is_authorized rate = $(awk -v a="${RPS[$first,16]}" -v b="$REF_RPS" 'BEGIN{printf "%.2f", a/b}') (target >= 1.0, stretch 1.5)"
+  say "ratio: service rps at c=16 ($first) / in-process full-set is_authorized rate ($REF_RPS/s) = $(awk -v a="${RPS[$first,16]}" -v b="$REF_RPS" 'BEGIN{printf "%.2f", a/b}') (target >= 1.0, stretch 1.5)"
 fi
 for mode in $MODES; do
   if [ -n "${P50[$mode,1]:-}" ]; then

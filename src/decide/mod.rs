@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use crate::policy::{Effect, PolicyInfo, Snapshot};
 
+pub(crate) use context::verify_action_shape;
 pub use request::{parse_entity_ref, uid_from_parts, DecisionRequest, EntityRef};
 
 /// Allow or deny.

@@ -108,7 +108,7 @@ pub fn build_snapshot(root: &Path, files: Vec<SourceFile>) -> Result<LoadedWorks
         files: files.iter().map(|f| (f.path.clone(), f.sha256.clone())).collect(),
     };
     let shapes = match (&schema, files.iter().find(|f| f.kind == FileKind::Schema)) {
-        (Some(_), Some(f)) => RequestShapes::from_cedarschema(&f.text),
+        (Some(schema), Some(f)) => RequestShapes::from_cedarschema(&f.text).verify(schema),
         _ => RequestShapes::default(),
     };
     let snapshot =

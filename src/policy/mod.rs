@@ -19,7 +19,7 @@ pub use files::{
     ENTITIES_FILE, LINKS_FILE, SCHEMA_FILE,
 };
 pub use load::{build_snapshot, load_workspace, LoadError, LoadedWorkspace};
-pub use shapes::{ExtensionType, RequestShapes, Shape};
+pub use shapes::{ActionShape, ExtensionType, RequestShapes, Shape};
 pub use snapshot::{Effect, PolicyInfo, Snapshot, SnapshotMeta};
 pub use store::{
     ActivationHook, PolicyStore, ReloadFailure, ReloadOutcome, ReloadTrigger, StoreStatus,

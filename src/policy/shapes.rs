@@ -51,15 +51,33 @@ pub enum ExtensionType {
     Ipaddr,
 }
 
+/// What the fast request path knows about one action.
+#[derive(Debug, Clone)]
+pub struct ActionShape {
+    /// The declared context shape.
+    pub context: Shape,
+    /// Principal types whose requests need no further schema check (see `verified`).
+    pub(crate) principals: HashSet<EntityTypeName>,
+    /// Resource types, likewise.
+    pub(crate) resources: HashSet<EntityTypeName>,
+    /// Whether Cedar confirmed at load time that `context` is exactly the declared context
+    /// type (`crate::decide::verify_action_shape`). Only then may a request built from it skip
+    /// Cedar's own schema check.
+    pub(crate) verified: bool,
+}
+
 /// Context shapes by action uid.
 #[derive(Debug, Clone, Default)]
 pub struct RequestShapes {
-    contexts: HashMap<EntityUid, Shape>,
+    actions: HashMap<EntityUid, ActionShape>,
+    /// Enumerated entity types (their ids are fixed by the schema).
+    enums: HashSet<EntityTypeName>,
 }
 
 impl RequestShapes {
-    /// Reads the context shapes of every action declared in `schema_text` (Cedar schema syntax).
-    /// An unreadable schema gives no shapes (every request then takes Cedar's parser).
+    /// Reads the context shapes of every action declared in `schema_text` (Cedar schema syntax),
+    /// unverified. An unreadable schema gives no shapes (every request then takes Cedar's
+    /// parser).
     pub fn from_cedarschema(schema_text: &str) -> Self {
         let json = SchemaFragment::from_cedarschema_str(schema_text)
             .ok()
@@ -70,9 +88,27 @@ impl RequestShapes {
         }
     }
 
+    /// Verifies every action's shape against `schema` (see [`ActionShape::verified`]).
+    pub(crate) fn verify(mut self, schema: &cedar_policy::Schema) -> Self {
+        for (action, shape) in &mut self.actions {
+            crate::decide::verify_action_shape(schema, &self.enums, action, shape);
+        }
+        self
+    }
+
     /// The declared context shape of `action`.
     pub fn context(&self, action: &EntityUid) -> Option<&Shape> {
-        self.contexts.get(action)
+        self.actions.get(action).map(|a| &a.context)
+    }
+
+    /// Everything known about `action`.
+    pub(crate) fn action(&self, action: &EntityUid) -> Option<&ActionShape> {
+        self.actions.get(action)
+    }
+
+    /// Whether `action`'s shape was verified against the schema.
+    pub fn is_verified(&self, action: &EntityUid) -> bool {
+        self.actions.get(action).is_some_and(|a| a.verified)
     }
 
     fn from_json(namespaces: &Map<String, Value>) -> Self {
@@ -89,24 +125,36 @@ impl RequestShapes {
             }
         }
         let names = Names { entity_set: names.entity.keys().cloned().collect(), ..names };
-        let mut contexts = HashMap::new();
+        let enums = names
+            .entity
+            .iter()
+            .filter(|(_, def)| def.get("enum").is_some())
+            .filter_map(|(name, _)| EntityTypeName::from_str(name).ok())
+            .collect();
+        let mut actions = HashMap::new();
         for (ns, body) in namespaces {
-            let Some(Value::Object(actions)) = body.get("actions") else {
+            let Some(Value::Object(declared)) = body.get("actions") else {
                 continue;
             };
             let Ok(action_type) = EntityTypeName::from_str(&qualify(ns, "Action")) else {
                 continue;
             };
-            for (id, def) in actions {
+            for (id, def) in declared {
                 let uid = EntityUid::from_type_name_and_id(action_type.clone(), EntityId::new(id));
-                let shape = match def.pointer("/appliesTo/context") {
+                let context = match def.pointer("/appliesTo/context") {
                     Some(ty) => names.shape(ns, ty, 0),
                     None => Shape::Record(BTreeMap::new()),
                 };
-                contexts.insert(uid, shape);
+                let shape = ActionShape {
+                    context,
+                    principals: HashSet::new(),
+                    resources: HashSet::new(),
+                    verified: false,
+                };
+                actions.insert(uid, shape);
             }
         }
-        Self { contexts }
+        Self { actions, enums }
     }
 }
 
@@ -167,7 +215,7 @@ impl Names {
                 return self.shape(def_ns, def, depth + 1);
             }
             if self.entity_set.contains(q) {
-                return entity_shape(q);
+                return self.entity_shape(q);
             }
         }
         builtin(name.strip_prefix("__cedar::").unwrap_or(name))
@@ -176,19 +224,24 @@ impl Names {
     fn entity(&self, ns: &str, name: &str) -> Shape {
         let q = qualify(ns, name);
         if !name.contains("::") && self.entity_set.contains(&q) {
-            return entity_shape(&q);
+            return self.entity_shape(&q);
         }
-        entity_shape(name)
+        self.entity_shape(name)
     }
-}
 
-fn entity_shape(name: &str) -> Shape {
-    match EntityTypeName::from_str(name) {
-        Ok(t) => {
-            let display = t.to_string();
-            Shape::Entity(t, display)
+    /// An entity reference; references to enumerated entity types (whose ids the schema fixes)
+    /// are left to Cedar.
+    fn entity_shape(&self, name: &str) -> Shape {
+        if self.entity.get(name).is_some_and(|def| def.get("enum").is_some()) {
+            return Shape::Unknown;
         }
-        Err(_) => Shape::Unknown,
+        match EntityTypeName::from_str(name) {
+            Ok(t) => {
+                let display = t.to_string();
+                Shape::Entity(t, display)
+            }
+            Err(_) => Shape::Unknown,
+        }
     }
 }
 

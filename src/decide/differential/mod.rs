@@ -34,6 +34,7 @@ struct Tally {
     evaluation_errors: usize,
     request_errors: usize,
     fast_path: usize,
+    fast_unchecked: usize,
     sliced: usize,
 }
 
@@ -133,6 +134,14 @@ fn check(snapshot: &Snapshot, body: &Value, tally: &mut Tally) {
     // The fast path, when taken, builds exactly the request Cedar's parser builds.
     if let Some(fast) = context::fast_request(&req, snapshot.schema(), snapshot.request_shapes()) {
         tally.fast_path += 1;
+        let shape = snapshot.request_shapes().action(req.action.uid());
+        if shape.is_some_and(|s| {
+            s.verified
+                && s.principals.contains(req.principal.uid().type_name())
+                && s.resources.contains(req.resource.uid().type_name())
+        }) {
+            tally.fast_unchecked += 1;
+        }
         let slow =
             reference_request(snapshot, &req).expect("the fast path accepted what Cedar rejects");
         assert_eq!(fast.context(), slow.context(), "request: {body}");
@@ -235,5 +244,6 @@ fn decide_equals_cedar_on_the_full_set() {
     assert!(tally.evaluation_errors >= 200, "{tally:?}");
     assert!(tally.request_errors >= 500, "{tally:?}");
     assert!(tally.fast_path >= 4_000, "{tally:?}");
+    assert!(tally.fast_unchecked >= 2_000, "{tally:?}");
     assert!(tally.sliced >= 5_000, "{tally:?}");
 }

@@ -16,6 +16,8 @@ namespace App {
   entity Folder in [Folder, Tenant] = { owner: User };
   entity Doc in [Folder, Tenant] = { owner: User, level: Long };
   entity Device = { trusted: Bool };
+  entity Kiosk enum ["k1", "k2"];
+  entity Color enum ["red", "green"];
   action all;
   action readers in [all];
   action read, share in [readers] appliesTo {
@@ -29,7 +31,9 @@ namespace App {
     principal: [User], resource: [Doc], context: { mfa: Bool, n: Long }
   };
   action delete in [all] appliesTo { principal: [User], resource: [Doc, Folder] };
-  action login appliesTo { principal: [User, Device], resource: [Device] };
+  action login appliesTo {
+    principal: [User, Device, Kiosk], resource: [Device], context: { color?: Color, n?: Long }
+  };
 }
 "#;
 
@@ -194,7 +198,7 @@ fn entities(rng: &mut Rng, with_schema: bool) -> String {
 }
 
 fn principal(rng: &mut Rng, with_schema: bool) -> String {
-    let n = if with_schema { 8 } else { 11 };
+    let n = if with_schema { 9 } else { 11 };
     match rng.below(n) {
         0 | 1 => "principal".into(),
         2 => format!("principal == App::User::\"u{}\"", rng.below(USERS)),
@@ -203,6 +207,7 @@ fn principal(rng: &mut Rng, with_schema: bool) -> String {
         5 => "principal is App::User".into(),
         6 => "principal is App::Device".into(),
         7 => format!("principal is App::User in App::Group::\"g{}\"", rng.below(GROUPS)),
+        8 if with_schema => "principal is App::Kiosk".into(),
         8 => "principal is Zed".into(),
         9 => "principal == Zed::\"z\"".into(),
         _ => format!("principal in App::User::\"u{}\"", rng.below(USERS)),
