@@ -170,7 +170,8 @@ impl PolicyStore {
         match result {
             Ok(Some(snapshot)) => {
                 let version = snapshot.version().to_owned();
-                self.current.store(Some(Arc::new(snapshot)));
+                let previous = self.current.swap(Some(Arc::new(snapshot)));
+                retire(previous);
                 counters.reloads += 1;
                 counters.last_error = None;
                 tracing::info!(?trigger, %version, previous = ?active, "policy workspace activated");
@@ -218,6 +219,30 @@ impl PolicyStore {
             last_reload_error: counters.last_error.clone(),
         }
     }
+}
+
+/// Frees a replaced snapshot off the request path.
+///
+/// Freeing a large snapshot (entity store, policy slices) takes milliseconds; done by whoever
+/// drops the last reference, it would stall the async worker that runs `finish` or the request
+/// that finished last on the old version. A blocking-pool thread instead waits (briefly) until
+/// in-flight requests have released it and frees it there.
+fn retire(previous: Option<Arc<Snapshot>>) {
+    let Some(old) = previous else {
+        return;
+    };
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return; // no runtime (command-line use): dropping here is fine
+    };
+    runtime.spawn_blocking(move || {
+        // Requests hold a snapshot for one decision (or one batch): this ends in milliseconds.
+        // Past the deadline the last request to finish frees it, as it would have anyway.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while Arc::strong_count(&old) > 1 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        drop(old);
+    });
 }
 
 /// Loads the workspace unless its files hash to `active`. `Ok(None)` means unchanged.
