@@ -4,10 +4,11 @@
 //!   `OUT/workspace/` and one request body per line to `OUT/requests.jsonl`;
 //! - `workload bodies WORKSPACE OUT [--requests N]` writes N valid request bodies for any
 //!   workspace (generated from its schema and entities) to `OUT`, one per line;
-//! - `workload inprocess WORKSPACE REQUESTS [--secs S] [--only full|sliced|decide]` measures, on one thread, the rate of
+//! - `workload inprocess WORKSPACE REQUESTS [--secs S] [--only full|sliced|reference|decide]` measures, on one thread, the rate of
 //!   Cedar's `is_authorized` on the full policy set (the reference the service is compared
-//!   with), on the policy slices, and of `medpdp::decide::decide` end to end, and the time to
-//!   load the workspace. Each rate is a tight loop over all requests without per-call timers.
+//!   with), on the policy slices, of the pre-optimisation path (`reference`: Cedar's JSON
+//!   context parser and the full set) and of `medpdp::decide::decide` end to end, and the time
+//!   to load the workspace. Each rate is a tight loop over all requests without per-call timers.
 
 #![allow(clippy::print_stdout)] // a command-line helper: stdout is its output
 
@@ -37,7 +38,7 @@ fn main() -> ExitCode {
         }
         _ => Err("usage: workload write OUT [--terminals N] [--requests N] | \
                   workload bodies WORKSPACE OUT [--requests N] | \
-                  workload inprocess WORKSPACE REQUESTS [--secs S] [--only full|sliced|decide]"
+                  workload inprocess WORKSPACE REQUESTS [--secs S] [--only full|sliced|reference|decide]"
             .to_owned()),
     };
     match result {
@@ -145,10 +146,10 @@ fn inprocess(root: &Path, requests: &Path, rest: &[String]) -> Result<(), String
     let runs = |name: &str| only.is_none_or(|o| o == name);
     let secs_for = |name: &str| if runs(name) { secs } else { Duration::ZERO };
     let auth = Authorizer::new();
-    let full = rate(secs_for("full"), cedar.len(), |i| {
+    let (full, _) = rate(secs_for("full"), cedar.len(), |i| {
         black_box(auth.is_authorized(&cedar[i], snapshot.policies(), snapshot.entities()));
     });
-    let sliced = rate(secs_for("sliced"), cedar.len(), |i| {
+    let (sliced, _) = rate(secs_for("sliced"), cedar.len(), |i| {
         let r = &cedar[i];
         let (Some(p), Some(a), Some(res)) = (r.principal(), r.action(), r.resource()) else {
             return;
@@ -156,12 +157,22 @@ fn inprocess(root: &Path, requests: &Path, rest: &[String]) -> Result<(), String
         let set = snapshot.policies_for(p, a, res);
         black_box(auth.is_authorized(r, set, snapshot.entities()));
     });
-    let end_to_end = rate(secs_for("decide"), reqs.len(), |i| {
+    // What a decision cost before slicing and typed building: Cedar's generic JSON path and
+    // the full set (the fail-closed mapping of the answer left out).
+    let (reference, reference_calls) = rate(secs_for("reference"), reqs.len(), |i| {
+        if let Some(r) = cedar_request(&snapshot, &reqs[i]) {
+            black_box(auth.is_authorized(&r, snapshot.policies(), snapshot.entities()));
+        }
+    });
+    let (end_to_end, decide_calls) = rate(secs_for("decide"), reqs.len(), |i| {
         let _ = black_box(decide(&snapshot, &reqs[i]));
     });
     println!("cedar_full_rps {full:.0}");
     println!("cedar_sliced_rps {sliced:.0}");
+    println!("reference_rps {reference:.0}");
+    println!("reference_calls {reference_calls}");
     println!("decide_rps {end_to_end:.0}");
+    println!("decide_calls {decide_calls}");
     println!("load_secs {:.3}", load.as_secs_f64());
     Ok(())
 }
@@ -185,9 +196,9 @@ fn cedar_request(snapshot: &Snapshot, r: &DecisionRequest) -> Option<Request> {
 }
 
 /// Calls per second of `f` over `n` inputs, cycling, for about `secs` (after a short warm-up).
-fn rate(secs: Duration, n: usize, mut f: impl FnMut(usize)) -> f64 {
+fn rate(secs: Duration, n: usize, mut f: impl FnMut(usize)) -> (f64, usize) {
     if n == 0 || secs.is_zero() {
-        return 0.0;
+        return (0.0, 0);
     }
     for i in 0..n.min(2_000) {
         f(i);
@@ -200,5 +211,5 @@ fn rate(secs: Duration, n: usize, mut f: impl FnMut(usize)) -> f64 {
             calls += 1;
         }
     }
-    calls as f64 / started.elapsed().as_secs_f64()
+    (calls as f64 / started.elapsed().as_secs_f64(), calls)
 }
