@@ -103,7 +103,8 @@ log "in process (core 0)"
 inprocess "$WS" "$BODIES" "$OUT/inprocess.txt"
 REF_RPS=$(field cedar_full_rps "$OUT/inprocess.txt")
 say "in process, 1 thread: $(field workspace: "$OUT/inprocess.txt" | head -1)"
-say "  cedar is_authorized, full set: $REF_RPS/s; on slices: $(field cedar_sliced_rps "$OUT/inprocess.txt")/s; decide end to end: $(field decide_rps "$OUT/inprocess.txt")/s"
+say "  cedar is_authorized, full set: $REF_RPS/s; on slices: $(field cedar_sliced_rps "$OUT/inprocess.txt")/s"
+say "  before (Cedar's JSON context parser + full set): $(field reference_rps "$OUT/inprocess.txt")/s; decide end to end: $(field decide_rps "$OUT/inprocess.txt")/s"
 if [ "$STORE_SCALING" = 1 ] && [ "$WORKSPACE" = large ]; then
   log "store scaling: 100,000 terminals"
   "$GEN" write "$OUT/large100k" --terminals 100000 --requests 10000 >&2
