@@ -9,7 +9,9 @@
 //! ```
 //!
 //! TLS uses rustls with the ring provider (TLS 1.3), as the service does. `--json` prints one
-//! JSON object instead of text, for scripts (`scripts/bench-mtls.sh`).
+//! JSON object instead of text, for scripts (`scripts/bench-mtls.sh`); `--bodies FILE` rotates
+//! over one request body per line and `--result-line` prints the `RESULT …` line of
+//! `scripts/bench-http.sh`.
 #![allow(
     clippy::print_stdout,
     clippy::expect_used,
@@ -38,6 +40,9 @@ struct Args {
     /// Request body file; POST when given, GET otherwise.
     #[arg(long)]
     body: Option<PathBuf>,
+    /// A file of request bodies, one per line, sent in rotation (POST); instead of `--body`.
+    #[arg(long, conflicts_with = "body")]
+    bodies: Option<PathBuf>,
     /// CA bundle to verify the server with (https).
     #[arg(long)]
     cacert: Option<PathBuf>,
@@ -59,6 +64,9 @@ struct Args {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Print one `RESULT key=value …` line (the format of `scripts/bench-bodies.lua`).
+    #[arg(long, conflicts_with = "json")]
+    result_line: bool,
 }
 
 struct Target {
@@ -66,7 +74,8 @@ struct Target {
     addr: String,
     host: String,
     path: String,
-    body: Option<Bytes>,
+    /// Bodies to POST in rotation; empty for GET.
+    bodies: Vec<Bytes>,
 }
 
 #[derive(Default)]
@@ -106,19 +115,27 @@ fn target(args: &Args) -> Target {
     let https = uri.scheme_str() == Some("https");
     let host = uri.host().expect("host in --url").to_owned();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let body = args.body.as_ref().map(|p| Bytes::from(std::fs::read(p).expect("read --body")));
+    let mut bodies: Vec<Bytes> =
+        args.body.iter().map(|p| Bytes::from(std::fs::read(p).expect("read --body"))).collect();
+    if let Some(p) = &args.bodies {
+        let text = std::fs::read_to_string(p).expect("read --bodies");
+        bodies.extend(text.lines().filter(|l| !l.is_empty()).map(|l| Bytes::from(l.to_owned())));
+        assert!(!bodies.is_empty(), "no request bodies in --bodies");
+    }
     let tls = https.then(|| {
         let name = ServerName::try_from(host.clone()).expect("server name");
         (tls_connector(args), name)
     });
     let addr =
         if host == "localhost" { format!("127.0.0.1:{port}") } else { format!("{host}:{port}") };
-    Target { tls, addr, host, path: uri.path().to_owned(), body }
+    Target { tls, addr, host, path: uri.path().to_owned(), bodies }
 }
 
 /// One connection: send requests back to back until `until`, recording after `measure_from`.
-async fn worker(target: Arc<Target>, measure_from: Instant, until: Instant) -> Tally {
+async fn worker(target: Arc<Target>, index: usize, measure_from: Instant, until: Instant) -> Tally {
     let mut tally = Tally::default();
+    // Connections start at different places in the rotation.
+    let mut next = index.wrapping_mul(7919);
     let tcp = tokio::net::TcpStream::connect(&target.addr).await.expect("connect");
     tcp.set_nodelay(true).expect("nodelay");
     let mut sender = match &target.tls {
@@ -138,12 +155,12 @@ async fn worker(target: Arc<Target>, measure_from: Instant, until: Instant) -> T
     };
     while Instant::now() < until {
         let builder = hyper::Request::builder().uri(&target.path).header("host", &target.host);
-        let req = match &target.body {
-            Some(b) => builder
-                .method("POST")
-                .header("content-type", "application/json")
-                .body(Full::new(b.clone())),
-            None => builder.method("GET").body(Full::new(Bytes::new())),
+        let req = if target.bodies.is_empty() {
+            builder.method("GET").body(Full::new(Bytes::new()))
+        } else {
+            next = next.wrapping_add(1);
+            let body = target.bodies[next % target.bodies.len()].clone();
+            builder.method("POST").header("content-type", "application/json").body(Full::new(body))
         }
         .expect("request");
         let start = Instant::now();
@@ -188,7 +205,7 @@ async fn main() {
     let measure_from = Instant::now() + Duration::from_secs(args.warmup);
     let until = measure_from + Duration::from_secs(args.duration);
     let tasks: Vec<_> = (0..args.connections)
-        .map(|_| tokio::spawn(worker(Arc::clone(&target), measure_from, until)))
+        .map(|i| tokio::spawn(worker(Arc::clone(&target), i, measure_from, until)))
         .collect();
     let mut all = Tally::default();
     for t in tasks {
@@ -203,7 +220,20 @@ async fn main() {
     let n = all.latencies_us.len();
     let rps = n as f64 / args.duration as f64;
     let (p50, p99) = (percentile(&all.latencies_us, 0.5), percentile(&all.latencies_us, 0.99));
-    if args.json {
+    if args.result_line {
+        let non2xx: u64 =
+            all.statuses.iter().filter(|(s, _)| !(200..300).contains(*s)).map(|(_, n)| n).sum();
+        let us = |p: f64| (percentile(&all.latencies_us, p) * 1000.0).round();
+        println!(
+            "RESULT requests={n} rps={rps:.1} p50_us={} p90_us={} p99_us={} max_us={} \
+             non2xx={non2xx} socket_errors={}",
+            us(0.5),
+            us(0.9),
+            us(0.99),
+            all.latencies_us.last().copied().unwrap_or(0),
+            all.errors
+        );
+    } else if args.json {
         let statuses: BTreeMap<String, u64> =
             all.statuses.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         let out = serde_json::json!({
