@@ -70,6 +70,7 @@ async fn main() {
         access: store(access_dir).await,
         tls: None,
         ca: None,
+        metrics: Arc::new(medpdp::metrics::Metrics::new(None).expect("metrics")),
     };
     let app = router(state.clone());
     let caller = Caller::from_urn("urn:medpdp:gateway:bench").expect("caller");

@@ -326,11 +326,8 @@ impl Config {
         if !(1..=1_000_000).contains(&self.server.max_connections) {
             return invalid("server.max_connections", "must be between 1 and 1000000");
         }
-        if self.limits.max_body_bytes < 256 {
-            return invalid("limits.max_body_bytes", "must be at least 256");
-        }
-        if self.limits.max_batch == 0 {
-            return invalid("limits.max_batch", "must be at least 1");
+        if let Err((key, message)) = self.limits.validate() {
+            return Err(ConfigError::Invalid { key, message });
         }
         if !(10..=60_000).contains(&self.workspace.debounce_ms) {
             return invalid("workspace.debounce_ms", "must be between 10 and 60000");

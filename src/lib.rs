@@ -10,6 +10,7 @@
 //! - [`ca`]: certificate authority primitives and the first-run development PKI.
 //! - [`policytest`]: policy test cases as data, run with coverage (`medpdp test`).
 //! - [`audit`]: the tamper-evident decision log, the versions archive, verify and replay.
+//! - [`metrics`]: Prometheus metrics (`GET /metrics`).
 //! - [`server`]: wiring the pieces into a running service.
 //! - [`config`]: configuration from file, environment and flags.
 //! - [`cli`]: the `medpdp` command line.
@@ -28,6 +29,7 @@ pub mod config;
 pub mod decide;
 pub mod http;
 pub mod identity;
+pub mod metrics;
 pub mod policy;
 pub mod policytest;
 pub mod server;

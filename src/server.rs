@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::http::authzen::{AuthzenState, IndexHook};
 use crate::http::ca::CaState;
 use crate::http::{router, AppState};
+use crate::metrics::Metrics;
 use crate::policy::{
     watch, ActivationHook, PolicyStore, ReloadOutcome, ReloadTrigger, WatchHandle,
 };
@@ -61,6 +62,9 @@ pub enum ServeError {
     /// No listener to serve on.
     #[error("no listener: the TLS listener or the development listener is needed")]
     NoListener,
+    /// The metrics registry could not be set up.
+    #[error("metrics: {0}")]
+    Metrics(String),
     /// The server stopped with an I/O error.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
@@ -162,6 +166,8 @@ fn conn_settings(config: &Config) -> ConnSettings {
         idle_timeout: Duration::from_secs(config.server.idle_timeout_secs),
         request_timeout: Duration::from_secs(config.server.request_timeout_secs),
         max_connections: config.server.max_connections,
+        max_headers: config.limits.max_headers,
+        max_header_bytes: config.limits.max_header_bytes,
         grace: config.shutdown_grace(),
     }
 }
@@ -247,6 +253,8 @@ pub async fn start(config: &Config, listeners: Listeners) -> Result<RunningServe
         (None, None) => return Err(ServeError::NoListener),
     };
     let authzen = Arc::new(AuthzenState::new(&config.authzen, base_url, authzen_index));
+    let fsync = audit.as_ref().map(|a| &a.counters().fsync_seconds);
+    let metrics = Arc::new(Metrics::new(fsync).map_err(|e| ServeError::Metrics(e.to_string()))?);
     let state = AppState {
         store,
         limits: config.limits,
@@ -256,6 +264,7 @@ pub async fn start(config: &Config, listeners: Listeners) -> Result<RunningServe
         access,
         tls: tls.clone(),
         ca: ca.clone(),
+        metrics: Arc::clone(&metrics),
     };
     let app = router(state.clone());
     let settings = conn_settings(config);
@@ -264,8 +273,14 @@ pub async fn start(config: &Config, listeners: Listeners) -> Result<RunningServe
     let mut tls_addr = None;
     if let (Some(listener), Some(tls)) = (listeners.tls, tls.clone()) {
         tls_addr = Some(listener.local_addr()?);
-        let serve =
-            listener::serve(listener, Transport::Tls(tls), app.clone(), settings, stop.clone());
+        let serve = listener::serve(
+            listener,
+            Transport::Tls(tls),
+            app.clone(),
+            settings,
+            Arc::clone(&metrics),
+            stop.clone(),
+        );
         joins.push(tokio::spawn(serve));
     }
     let mut est_addr = None;
@@ -277,6 +292,7 @@ pub async fn start(config: &Config, listeners: Listeners) -> Result<RunningServe
             transport,
             app.clone(),
             settings,
+            Arc::clone(&metrics),
             stop.clone(),
         )));
     }
@@ -304,7 +320,8 @@ pub async fn start(config: &Config, listeners: Listeners) -> Result<RunningServe
         );
         insecure_http_addr = Some(addr);
         let transport = Transport::InsecureHttp(caller);
-        joins.push(tokio::spawn(listener::serve(listener, transport, app, settings, stop)));
+        joins
+            .push(tokio::spawn(listener::serve(listener, transport, app, settings, metrics, stop)));
     }
     Ok(RunningServer {
         tls_addr,
@@ -377,6 +394,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
 /// workspaces and the TLS material.
 pub async fn run(config: Config) -> Result<(), ServeError> {
     config.validate()?;
+    crate::shutdown::survive_file_size_limit();
     let tls = bind(config.server.listen).await?;
     let insecure_http = match config.insecure_http.listen {
         Some(addr) => Some(bind(addr).await?),

@@ -13,6 +13,7 @@
 pub mod archive;
 pub mod checkpoint;
 mod config;
+mod counters;
 mod entry;
 pub mod mask;
 pub mod query;
@@ -30,12 +31,12 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 pub use config::{AuditConfig, DataLayout, Durability};
+pub use counters::{Anchor, AuditCounters, AuditStats, Degraded, WriterState};
 pub use entry::{AuditEvent, DecisionEntry, EventKind, LoggedRequest};
-pub use writer::{Anchor, AuditCounters, AuditStats, WriterState};
 
 use checkpoint::{PublicKey, SigningKey};
 use mask::Masker;
-use writer::{Msg, Writer, WriterOptions};
+use writer::{Msg, Reply, Writer, WriterOptions};
 
 /// Everything that can go wrong in the audit subsystem.
 #[derive(Debug, thiserror::Error)]
@@ -233,7 +234,7 @@ impl AuditLog {
     pub fn record_event_blocking(&self, event: &AuditEvent) -> Result<(), AuditError> {
         let payload = event.payload()?;
         let (ack, rx) = oneshot::channel();
-        self.tx.blocking_send(Msg::Append { payload, ack: Some(ack) }).map_err(|_| {
+        self.tx.blocking_send(Msg::Append { payload, reply: Reply::Wait(ack) }).map_err(|_| {
             self.counters.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             AuditError::Closed
         })?;
@@ -249,16 +250,16 @@ impl AuditLog {
             // Fail closed at once rather than queue what can never be written.
             self.counters.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Err(AuditError::Write {
-                message: "the log stopped after a failed sync".into(),
+                message: "the log refuses records until it recovers from a failed sync".into(),
             });
         }
-        let (ack, rx) = if wait {
+        let (reply, rx) = if wait {
             let (tx, rx) = oneshot::channel();
-            (Some(tx), Some(rx))
+            (Reply::Wait(tx), Some(rx))
         } else {
-            (None, None)
+            (Reply::Async, None)
         };
-        let msg = Msg::Append { payload, ack };
+        let msg = Msg::Append { payload, reply };
         let sent = match self.tx.try_send(msg) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(AuditError::Closed),

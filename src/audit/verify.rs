@@ -25,9 +25,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::PublicKey;
+use super::counters::Anchor;
 use super::record::{canonical_hash, split_line, RecordKind, GENESIS};
 use super::segment::{LogReader, RawLine};
-use super::writer::Anchor;
 use super::AuditError;
 
 const WINDOW: usize = 256;

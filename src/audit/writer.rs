@@ -9,16 +9,22 @@
 //! INVARIANT: only this thread writes segment files, so sequence numbers and `prev` links are
 //! assigned in file order without locks.
 //!
-//! Failure policy (fail closed, never silent): a failed `write` is rolled back by truncating
-//! the segment to its last durable length and the batch is refused (its waiters get an error,
-//! answered 503); records whose callers did not wait (`async`) are counted as lost. A failed
-//! `fdatasync` leaves the file's state unknown, so the log stops accepting records (every
-//! decision answers 503) until a restart recovers it.
+//! Failure policy (fail closed, never silent): a failed `write` (disk full, file size limit,
+//! I/O error) is rolled back by truncating the segment to its last durable length and the
+//! batch is refused (its waiters get an error, answered 503); records whose callers did not
+//! wait (`async`) are counted as lost. The log is then *degraded*: `/health/ready` fails and
+//! every later batch first tries to write a `log_resumed` event; once that succeeds the log
+//! is healthy again and the event records when and why writes had failed. A failed
+//! `fdatasync` leaves the file's state unknown, so the log refuses records at once (*halted*)
+//! until the writer has truncated the segment back to its last durable length and synced it
+//! (retried every second); it then continues in a new segment. Nothing is ever answered
+//! without its record, and no gap in the chain is possible: sequence numbers and `prev` are
+//! assigned only to records that were written.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,17 +32,31 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::SigningKey;
+use super::counters::{Anchor, AuditCounters, Degraded, WriterState};
 use super::record::{encode_line, now_rfc3339, payload_of, RecordKind, GENESIS};
-use super::segment::{recover, segment_name, sync_dir, Truncation};
+use super::segment::{recover, segment_name, sync_dir};
 use super::AuditError;
 
 /// What a waiter gets back: the record's sequence number, or why it was not written.
 pub(crate) type Ack = Result<u64, Arc<str>>;
 
+/// Who hears about a record's fate.
+pub(crate) enum Reply {
+    /// A caller waits for durability.
+    Wait(oneshot::Sender<Ack>),
+    /// Nobody waits (`async`): a failure is counted as lost.
+    Async,
+    /// The writer's own event (`log_opened`, `log_resumed`): a failure is logged, not counted.
+    Internal,
+}
+
+/// A record payload and who waits for it.
+type Pending = (Vec<u8>, Reply);
+
 /// Messages to the writer.
 pub(crate) enum Msg {
-    /// A record payload; `ack` is `None` when nobody waits for durability (`async`).
-    Append { payload: Vec<u8>, ack: Option<oneshot::Sender<Ack>> },
+    /// A record payload.
+    Append { payload: Vec<u8>, reply: Reply },
     /// Wake up to write a time-based checkpoint or rotate an idle segment.
     Tick,
     /// Write a final checkpoint and stop.
@@ -51,93 +71,6 @@ pub(crate) struct WriterOptions {
     pub(crate) checkpoint_every: u64,
     pub(crate) checkpoint_interval: Duration,
     pub(crate) max_batch: usize,
-}
-
-/// Counters of the log, exported by `/v1/status` (and later as metrics). Never reset.
-#[derive(Debug, Default)]
-pub struct AuditCounters {
-    /// Records durably written (decisions, events, checkpoints).
-    pub records: AtomicU64,
-    /// Group commits (one `fdatasync` each).
-    pub commits: AtomicU64,
-    /// Signed checkpoints written.
-    pub checkpoints: AtomicU64,
-    /// Bytes written.
-    pub bytes: AtomicU64,
-    /// Records refused before they were queued (queue full past the timeout, or log down);
-    /// each one was answered 503.
-    pub rejected: AtomicU64,
-    /// Records whose write failed while their caller waited (answered 503).
-    pub write_failures: AtomicU64,
-    /// Records acknowledged to an `async` caller that then failed to be written.
-    pub lost: AtomicU64,
-    /// Largest group commit so far.
-    pub max_batch: AtomicU64,
-    /// Set once the log stopped accepting records (until a restart).
-    pub halted: std::sync::atomic::AtomicBool,
-}
-
-/// A point-in-time copy of [`AuditCounters`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct AuditStats {
-    /// Records durably written.
-    pub records: u64,
-    /// Group commits.
-    pub commits: u64,
-    /// Checkpoints written.
-    pub checkpoints: u64,
-    /// Bytes written.
-    pub bytes: u64,
-    /// Refused before queueing (503).
-    pub rejected: u64,
-    /// Failed writes with a waiting caller (503).
-    pub write_failures: u64,
-    /// Acknowledged `async` records that failed to be written.
-    pub lost: u64,
-    /// Largest group commit.
-    pub max_batch: u64,
-}
-
-impl AuditCounters {
-    /// A consistent-enough copy for reporting.
-    pub fn snapshot(&self) -> AuditStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        AuditStats {
-            records: get(&self.records),
-            commits: get(&self.commits),
-            checkpoints: get(&self.checkpoints),
-            bytes: get(&self.bytes),
-            rejected: get(&self.rejected),
-            write_failures: get(&self.write_failures),
-            lost: get(&self.lost),
-            max_batch: get(&self.max_batch),
-        }
-    }
-}
-
-/// Where the writer stands, for status.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct WriterState {
-    /// The segment being appended to.
-    pub segment: String,
-    /// Sequence number the next record gets.
-    pub next_seq: u64,
-    /// The most recent checkpoint: auditors can keep it as an external anchor
-    /// (`audit verify --anchor SEQ:HASH`).
-    pub last_checkpoint: Option<Anchor>,
-    /// Set when the log stopped accepting records.
-    pub failed: Option<String>,
-    /// Torn tails truncated at start-up.
-    pub recovered: Vec<Truncation>,
-}
-
-/// A record position and hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Anchor {
-    /// Sequence number.
-    pub seq: u64,
-    /// Hash of that record.
-    pub hash: String,
 }
 
 pub(crate) struct Writer {
@@ -156,9 +89,14 @@ pub(crate) struct Writer {
     since_checkpoint: u64,
     last_checkpoint_at: Instant,
     failed: Option<Arc<str>>,
+    degraded: Option<Degraded>,
+    last_heal: Instant,
     rotate: bool,
     buf: Vec<u8>,
 }
+
+/// How often a halted log retries recovering its segment.
+const HEAL_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Serialize)]
 struct EventPayload<'a> {
@@ -209,6 +147,8 @@ impl Writer {
             since_checkpoint: 0,
             last_checkpoint_at: Instant::now(),
             failed: None,
+            degraded: None,
+            last_heal: Instant::now(),
             rotate: false,
             buf: Vec::with_capacity(1 << 16),
         };
@@ -225,7 +165,7 @@ impl Writer {
             details,
         })
         .map_err(|e| AuditError::Encode(e.to_string()))?;
-        if let Err(message) = writer.commit(vec![(opened, None)], false) {
+        if let Err(message) = writer.commit(vec![(opened, Reply::Internal)], false) {
             return Err(AuditError::Write { message: message.to_string() });
         }
         writer.publish(|s| s.recovered = recovery.truncated.clone());
@@ -241,12 +181,11 @@ impl Writer {
             };
             let mut close = None;
             let mut appends = Vec::new();
-            let mut take =
-                |m: Msg, appends: &mut Vec<(Vec<u8>, Option<oneshot::Sender<Ack>>)>| match m {
-                    Msg::Append { payload, ack } => appends.push((payload, ack)),
-                    Msg::Tick => {}
-                    Msg::Close(tx) => close = Some(tx),
-                };
+            let mut take = |m: Msg, appends: &mut Vec<Pending>| match m {
+                Msg::Append { payload, reply } => appends.push((payload, reply)),
+                Msg::Tick => {}
+                Msg::Close(tx) => close = Some(tx),
+            };
             take(first, &mut appends);
             while appends.len() < self.opts.max_batch {
                 match rx.try_recv() {
@@ -254,6 +193,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            self.heal();
             if !appends.is_empty() {
                 let due =
                     self.since_checkpoint + appends.len() as u64 >= self.opts.checkpoint_every;
@@ -273,16 +213,90 @@ impl Writer {
         }
     }
 
+    /// Brings a failed log back: a halted one (failed sync) once its segment is truncated to
+    /// the last durable length and synced, a degraded one (failed writes) once a `log_resumed`
+    /// event is written. Called before every batch and on every tick.
+    fn heal(&mut self) {
+        if self.failed.is_some() {
+            if self.last_heal.elapsed() < HEAL_INTERVAL {
+                return;
+            }
+            self.last_heal = Instant::now();
+            if let Err(e) = self.restore_segment() {
+                tracing::debug!("decision log still cannot be recovered: {e}");
+                return;
+            }
+            tracing::warn!(segment = %self.segment, "decision log segment restored after a failed sync");
+            self.failed = None;
+            self.counters.halted.store(false, Ordering::Relaxed);
+            self.publish(|s| s.failed = None);
+            // The restored file's state after a failed sync is trusted only up to its last
+            // durable length, which it now has; later records go to a fresh segment.
+            self.rotate = true;
+        }
+        let Some(degraded) = self.degraded.clone() else {
+            return;
+        };
+        let payload = payload_of(&EventPayload {
+            kind: RecordKind::Event,
+            ts: now_rfc3339(),
+            event: "log_resumed",
+            details: serde_json::json!({
+                "failed_since": degraded.since,
+                "last_error": degraded.error,
+                "failed_commits": degraded.failed_commits,
+            }),
+        });
+        let Ok(payload) = payload else {
+            return;
+        };
+        if self.commit(vec![(payload, Reply::Internal)], false).is_ok() {
+            tracing::warn!(
+                failed_since = %degraded.since,
+                failed_commits = degraded.failed_commits,
+                "decision log writes succeed again"
+            );
+            self.degraded = None;
+            self.publish(|s| s.degraded = None);
+        }
+    }
+
+    /// Truncates the current segment to its last durable length and syncs it, through a new
+    /// file handle (the old one may carry the failed sync's error state).
+    fn restore_segment(&mut self) -> std::io::Result<()> {
+        let path = self.dir.join(&self.segment);
+        let file = std::fs::OpenOptions::new().append(true).open(&path)?;
+        let len = file.metadata()?.len();
+        if len < self.seg_len {
+            // Durable records are gone: never paper over that by extending the file.
+            return Err(std::io::Error::other(format!(
+                "`{}` is {len} bytes, shorter than its {} durable bytes",
+                path.display(),
+                self.seg_len
+            )));
+        }
+        file.set_len(self.seg_len)?;
+        file.sync_all()?;
+        self.file = file;
+        Ok(())
+    }
+
     /// Writes `appends` (and a checkpoint after them when `checkpoint`) with one write and one
     /// sync, then acknowledges every waiter.
-    fn commit(
-        &mut self,
-        appends: Vec<(Vec<u8>, Option<oneshot::Sender<Ack>>)>,
-        checkpoint: bool,
-    ) -> Result<(), Arc<str>> {
+    fn commit(&mut self, appends: Vec<Pending>, checkpoint: bool) -> Result<(), Arc<str>> {
         if let Some(reason) = self.failed.clone() {
             self.refuse(appends, &reason, false);
             return Err(reason);
+        }
+        if let Some(d) = &self.degraded {
+            // Until the `log_resumed` event is written, nothing else is: the event must precede
+            // the records it vouches for.
+            if !appends.iter().all(|(_, r)| matches!(r, Reply::Internal)) {
+                let reason: Arc<str> =
+                    format!("the decision log cannot be written: {}", d.error).into();
+                self.refuse(appends, &reason, true);
+                return Err(reason);
+            }
         }
         if self.rotate {
             self.open_next_segment();
@@ -316,17 +330,24 @@ impl Writer {
         let result = match written {
             Err(e) => {
                 // Roll back to the last durable length so the segment never holds a partial
-                // batch that was answered as failed.
+                // batch that was answered as failed (through a new handle if this one fails).
                 if let Err(t) = self.file.set_len(self.seg_len) {
-                    self.fail(format!("cannot roll back a failed write: {t}"));
+                    if let Err(r) = self.restore_segment() {
+                        self.fail(format!("cannot roll back a failed write: {t}; {r}"));
+                    }
                 }
                 Err(Arc::<str>::from(format!("cannot write the decision log: {e}")))
             }
-            Ok(()) => self.file.sync_data().map_err(|e| {
-                let reason = format!("cannot sync the decision log: {e}");
-                self.fail(reason.clone());
-                Arc::<str>::from(reason)
-            }),
+            Ok(()) => {
+                let started = Instant::now();
+                let synced = self.file.sync_data();
+                self.counters.fsync_seconds.observe(started.elapsed().as_secs_f64());
+                synced.map_err(|e| {
+                    let reason = format!("cannot sync the decision log: {e}");
+                    self.fail(reason.clone());
+                    Arc::<str>::from(reason)
+                })
+            }
         };
         let lines = self.next_seq - seq0;
         match result {
@@ -346,8 +367,8 @@ impl Writer {
                 }
                 let next = self.next_seq;
                 self.publish(|s| s.next_seq = next);
-                for ((_, ack), seq) in appends.into_iter().zip(seqs) {
-                    if let Some(ack) = ack {
+                for ((_, reply), seq) in appends.into_iter().zip(seqs) {
+                    if let Reply::Wait(ack) = reply {
                         let _ = ack.send(Ok(seq));
                     }
                 }
@@ -358,6 +379,7 @@ impl Writer {
                 self.next_seq = seq0;
                 self.prev = prev0;
                 tracing::error!(records = appends.len(), "{reason}");
+                self.degrade(&reason);
                 self.refuse(appends, &reason, true);
                 self.buf = buf;
                 Err(reason)
@@ -365,15 +387,24 @@ impl Writer {
         }
     }
 
-    fn refuse(
-        &self,
-        appends: Vec<(Vec<u8>, Option<oneshot::Sender<Ack>>)>,
-        reason: &Arc<str>,
-        after_queueing: bool,
-    ) {
-        for (_, ack) in appends {
-            match ack {
-                Some(ack) => {
+    /// Marks the log degraded (or counts another failure while it is).
+    fn degrade(&mut self, reason: &str) {
+        let degraded = match self.degraded.take() {
+            Some(mut d) => {
+                d.error = reason.to_owned();
+                d.failed_commits += 1;
+                d
+            }
+            None => Degraded { since: now_rfc3339(), error: reason.to_owned(), failed_commits: 1 },
+        };
+        self.degraded = Some(degraded.clone());
+        self.publish(|s| s.degraded = Some(degraded));
+    }
+
+    fn refuse(&self, appends: Vec<Pending>, reason: &Arc<str>, after_queueing: bool) {
+        for (_, reply) in appends {
+            match reply {
+                Reply::Wait(ack) => {
                     let counter = if after_queueing {
                         &self.counters.write_failures
                     } else {
@@ -382,18 +413,20 @@ impl Writer {
                     counter.fetch_add(1, Ordering::Relaxed);
                     let _ = ack.send(Err(Arc::clone(reason)));
                 }
-                None => {
+                Reply::Async => {
                     self.counters.lost.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(
                         "decision log: an async record was acknowledged but not written: {reason}"
                     );
                 }
+                Reply::Internal => {}
             }
         }
     }
 
     fn fail(&mut self, reason: String) {
-        tracing::error!("decision log stopped accepting records (restart to recover): {reason}");
+        tracing::error!("decision log refuses records until its segment is recovered: {reason}");
+        self.last_heal = Instant::now();
         self.counters.halted.store(true, Ordering::Relaxed);
         self.failed = Some(reason.clone().into());
         self.publish(|s| s.failed = Some(reason));
@@ -459,45 +492,5 @@ fn open_segment(dir: &Path, name: &str) -> Result<File, AuditError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[cfg(target_os = "linux")]
-    fn payload(n: u64) -> Vec<u8> {
-        payload_of(&serde_json::json!({"kind": "event", "ts": "t", "event": "e", "n": n})).unwrap()
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn a_failed_write_is_refused_counted_and_stops_the_log() {
-        let d = tempfile::tempdir().unwrap();
-        let key = SigningKey::load_or_create(&d.path().join("k")).unwrap();
-        let counters = Arc::new(AuditCounters::default());
-        let opts = WriterOptions {
-            segment_max_bytes: 1 << 20,
-            segment_max_age: Duration::from_secs(3600),
-            checkpoint_every: 100,
-            checkpoint_interval: Duration::from_secs(3600),
-            max_batch: 16,
-        };
-        let state = Arc::new(Mutex::new(WriterState::default()));
-        let mut w =
-            Writer::open(&d.path().join("log"), opts, key, Arc::clone(&counters), state).unwrap();
-        assert_eq!(w.next_seq, 2, "log_opened is record 1");
-        // The disk fills up (writes fail with ENOSPC; the roll-back cannot truncate either).
-        w.file = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
-        let (tx, rx) = oneshot::channel();
-        assert!(w.commit(vec![(payload(1), Some(tx)), (payload(2), None)], false).is_err());
-        let answer = rx.blocking_recv().unwrap().unwrap_err();
-        assert!(answer.contains("cannot write the decision log"), "{answer}");
-        assert_eq!(w.next_seq, 2, "the failed batch took no sequence numbers");
-        let s = counters.snapshot();
-        assert_eq!((s.write_failures, s.lost, s.records), (1, 1, 1));
-        assert!(counters.halted.load(Ordering::Relaxed), "a failed roll-back stops the log");
-        // Later records are refused at once: 503 for waiters, counted.
-        let (tx, rx) = oneshot::channel();
-        assert!(w.commit(vec![(payload(3), Some(tx))], false).is_err());
-        assert!(rx.blocking_recv().unwrap().is_err());
-        assert_eq!(counters.snapshot().rejected, 1);
-    }
-}
+#[path = "writer_tests.rs"]
+mod tests;

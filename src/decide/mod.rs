@@ -84,6 +84,22 @@ pub enum RequestErrorCode {
     InvalidContext,
     /// Request-supplied entities are invalid.
     InvalidEntities,
+    /// The request is larger than a configured limit allows.
+    LimitExceeded,
+}
+
+impl RequestErrorCode {
+    /// The stable name of the category, as API errors and metrics show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed_request",
+            Self::UnknownAction => "unknown_action",
+            Self::InvalidEntityType => "invalid_entity_type",
+            Self::InvalidContext => "invalid_context",
+            Self::InvalidEntities => "invalid_entities",
+            Self::LimitExceeded => "limit_exceeded",
+        }
+    }
 }
 
 impl RequestError {

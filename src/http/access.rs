@@ -60,6 +60,7 @@ pub const ROUTE_ACCESS: &[(&str, RouteAccess)] = &[
     ("/v1/admin/reload", RouteAccess::Action("reload")),
     ("/health/live", RouteAccess::Open),
     ("/health/ready", RouteAccess::Open),
+    ("/metrics", RouteAccess::Action("scrape_metrics")),
     ("/openapi.json", RouteAccess::Open),
     (super::authzen::EVALUATION_PATH, RouteAccess::Action("decide")),
     (super::authzen::EVALUATIONS_PATH, RouteAccess::Action("decide")),

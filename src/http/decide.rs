@@ -17,7 +17,9 @@ use super::error::ApiError;
 use super::json::JsonBody;
 use super::AppState;
 use crate::audit::{DecisionEntry, LoggedRequest, Receipt};
-use crate::decide::{decide, Decision, DecisionRequest, EvaluationError, Outcome, RequestError};
+use crate::decide::{
+    decide, Decision, DecisionRequest, EvaluationError, Outcome, RequestError, RequestErrorCode,
+};
 use crate::identity::Caller;
 use crate::policy::Snapshot;
 
@@ -160,9 +162,22 @@ pub async fn evaluate_deferred(
     source: &DecisionSource,
     req: &DecisionRequest,
 ) -> Result<Recorded, EvaluateError> {
+    let metrics = &state.metrics;
     let started = Instant::now();
-    let outcome = decide(snapshot, req)?;
-    let eval_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let outcome = match check_size(req, &state.limits).and_then(|()| decide(snapshot, req)) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            metrics.request_error(e.code.as_str());
+            return Err(e.into());
+        }
+    };
+    let elapsed = started.elapsed();
+    metrics.evaluation_time(elapsed);
+    metrics.decision(snapshot, req.action.uid(), outcome.decision == Decision::Allow);
+    if !outcome.errors.is_empty() {
+        metrics.evaluation_error(snapshot, req.action.uid());
+    }
+    let eval_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     let decision_id = new_decision_id();
     tracing::debug!(
         %decision_id,
@@ -193,6 +208,52 @@ pub async fn evaluate_deferred(
         response: DecisionResponse::from_outcome(decision_id, snapshot, outcome),
         receipt,
     })
+}
+
+/// Applies `limits.max_request_entities` and `limits.max_context_values` to one decision,
+/// whichever API it came from (the body limits bound the whole HTTP request; these bound what
+/// one evaluation may be asked to carry).
+fn check_size(req: &DecisionRequest, limits: &super::Limits) -> Result<(), RequestError> {
+    let entities = req.entities.as_ref().map_or(0, Vec::len);
+    if entities > limits.max_request_entities {
+        return Err(RequestError::new(
+            RequestErrorCode::LimitExceeded,
+            "entities",
+            format!(
+                "{entities} entities; the limit is {} (limits.max_request_entities)",
+                limits.max_request_entities
+            ),
+        ));
+    }
+    if let Some(context) = &req.context {
+        let budget = limits.max_context_values;
+        if count_values(context, budget) > budget {
+            return Err(RequestError::new(
+                RequestErrorCode::LimitExceeded,
+                "context",
+                format!("the context has more than {budget} values (limits.max_context_values)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Counts the JSON values in `v` (itself included), stopping once past `budget`.
+fn count_values(v: &Value, budget: usize) -> usize {
+    let mut count = 0usize;
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        count += 1;
+        if count > budget {
+            break;
+        }
+        match v {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(members) => stack.extend(members.values()),
+            _ => {}
+        }
+    }
+    count
 }
 
 /// Records a batch item that could not be evaluated: the caller receives a decision id and a

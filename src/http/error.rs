@@ -110,14 +110,7 @@ impl ApiError {
 
 impl From<RequestError> for ApiError {
     fn from(e: RequestError) -> Self {
-        let code = match e.code {
-            crate::decide::RequestErrorCode::Malformed => "malformed_request",
-            crate::decide::RequestErrorCode::UnknownAction => "unknown_action",
-            crate::decide::RequestErrorCode::InvalidEntityType => "invalid_entity_type",
-            crate::decide::RequestErrorCode::InvalidContext => "invalid_context",
-            crate::decide::RequestErrorCode::InvalidEntities => "invalid_entities",
-        };
-        ApiError::bad_request(code, e.message).with_field(e.field)
+        ApiError::bad_request(e.code.as_str(), e.message).with_field(e.field)
     }
 }
 

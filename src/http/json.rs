@@ -2,7 +2,8 @@
 //!
 //! It differs from `axum::Json` in what it answers for bad input: a JSON error body naming the
 //! problem (and the field, via `serde_path_to_error`), 415 for a missing or wrong content type,
-//! 413 when the body exceeds the configured limit, 400 for everything else.
+//! 413 when the body exceeds the configured limit, 400 for everything else, including bodies
+//! that nest too deeply or repeat a key ([`super::json_guard`]).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -10,6 +11,8 @@ use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::json_guard::{self, GuardError};
+use super::Limits;
 
 /// A JSON request body deserialized into `T`.
 #[derive(Debug, Clone)]
@@ -24,9 +27,34 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         check_content_type(&req)?;
+        let limits = limits_of(&req);
         let bytes = read_body(req, state).await?;
-        parse_json(&bytes).map(JsonBody)
+        decode(&bytes, &limits).map(JsonBody)
     }
+}
+
+/// The limits the router attached to the request (the defaults if none, e.g. in unit tests).
+pub(crate) fn limits_of(req: &Request) -> Limits {
+    req.extensions().get::<Limits>().copied().unwrap_or_default()
+}
+
+/// Checks the body's structure against `limits`, then deserializes it.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Result<T, ApiError> {
+    guard(bytes, limits)?;
+    parse_json(bytes)
+}
+
+/// The structural check of [`super::json_guard`] as an API error (400 naming the field).
+pub(crate) fn guard(bytes: &[u8], limits: &Limits) -> Result<(), ApiError> {
+    json_guard::check(bytes, limits.max_json_depth).map_err(|e| match &e {
+        GuardError::Syntax(m) => ApiError::bad_request("invalid_json", m.clone()),
+        GuardError::TooDeep { path, .. } => {
+            ApiError::bad_request("too_deep", e.to_string()).with_field(path.clone())
+        }
+        GuardError::DuplicateKey { path } => {
+            ApiError::bad_request("duplicate_key", e.to_string()).with_field(path.clone())
+        }
+    })
 }
 
 /// Reads the whole body, answering 413 past the configured limit.

@@ -11,6 +11,7 @@ pub mod ca;
 mod decide;
 mod error;
 mod json;
+pub mod json_guard;
 mod openapi;
 mod ops;
 
@@ -41,12 +42,13 @@ pub use json::JsonBody;
 pub(crate) use openapi::ErrorEnvelope;
 pub use openapi::ROUTES;
 
-/// Parses a decision request from JSON bytes as the API does (same errors, same field paths).
+/// Parses a decision request from JSON bytes as the API does (same checks, same errors, same
+/// field paths), under the default [`Limits`].
 pub fn parse_request_json(bytes: &[u8]) -> Result<crate::decide::DecisionRequest, ApiError> {
-    json::parse_json(bytes)
+    json::decode(bytes, &Limits::default())
 }
 
-/// Bounds on what one request may ask for.
+/// Bounds on what one request may ask for. Every one is answered with a 4xx naming the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -54,11 +56,52 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most requests in one batch (400 above).
     pub max_batch: usize,
+    /// Most objects and arrays nested in one another in a JSON body (400 above).
+    pub max_json_depth: usize,
+    /// Most entities one decision request may bring (400 above).
+    pub max_request_entities: usize,
+    /// Most JSON values (objects, arrays and scalars, counted recursively) in one decision's
+    /// context (400 above).
+    pub max_context_values: usize,
+    /// Most header fields in an HTTP/1.1 request (431 above).
+    pub max_headers: usize,
+    /// Largest request head (request line and headers) in bytes; on HTTP/2 the largest header
+    /// list (431 above, or the stream is reset).
+    pub max_header_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024, max_batch: 100 }
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_batch: 100,
+            max_json_depth: 32,
+            max_request_entities: 1000,
+            max_context_values: 4096,
+            max_headers: 100,
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// Checks every value; `Err((key, message))`.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let range = |key, value: usize, lo: usize, hi: usize| {
+            if (lo..=hi).contains(&value) {
+                Ok(())
+            } else {
+                Err((key, format!("must be between {lo} and {hi}")))
+            }
+        };
+        range("limits.max_body_bytes", self.max_body_bytes, 256, 1 << 30)?;
+        range("limits.max_batch", self.max_batch, 1, 100_000)?;
+        range("limits.max_json_depth", self.max_json_depth, 4, 128)?;
+        range("limits.max_request_entities", self.max_request_entities, 0, 1_000_000)?;
+        range("limits.max_context_values", self.max_context_values, 1, 10_000_000)?;
+        range("limits.max_headers", self.max_headers, 8, 1000)?;
+        // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB.
+        range("limits.max_header_bytes", self.max_header_bytes, 8192, 1 << 20)
     }
 }
 
@@ -81,6 +124,8 @@ pub struct AppState {
     pub tls: Option<Arc<crate::tls::TlsStore>>,
     /// The certificate authority (`None` when no CA is configured).
     pub ca: Option<Arc<ca::CaState>>,
+    /// Figures counted on the request path (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Every route with its documentation. INVARIANT: routes are added only here, only with
@@ -93,6 +138,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::reload))
         .routes(routes!(ops::live))
         .routes(routes!(ops::ready))
+        .routes(routes!(ops::metrics))
         .routes(routes!(openapi::openapi_json))
         .merge(authzen::routes())
         .merge(ca::routes())
@@ -111,10 +157,13 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(Extension(openapi::Document::new(&doc)))
+        .layer(Extension(state.limits))
         .layer(DefaultBodyLimit::max(body_limit))
         // Inside the trace span (so denials are logged with the caller), outside the handlers
         // (so a refused request never reaches one).
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::authorize))
+        // Outside the access check, so refusals are timed and counted too.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         // A panic is a bug, never an answer to input: log it and answer a generic 500 rather
         // than dropping the connection.
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
@@ -133,6 +182,21 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(NewRequestId))
         .with_state(state)
+}
+
+/// Times every request for `medpdp_http_request_duration_seconds` (by route template, so the
+/// label set is bounded).
+async fn observe(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let response = next.run(req).await;
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    state.metrics.http_request(route, response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// Generates `X-Request-ID`s: UUIDv7, so they sort by time like decision ids.

@@ -26,6 +26,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/admin/reload"),
     ("GET", "/health/live"),
     ("GET", "/health/ready"),
+    ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("POST", "/access/v1/evaluation"),
     ("POST", "/access/v1/evaluations"),

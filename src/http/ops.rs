@@ -22,20 +22,43 @@ pub(super) async fn live() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready only while a valid policy set is active.
+/// Ready only while a valid policy set is active and the decision log can record decisions
+/// (without both, every decision would be refused).
 #[utoipa::path(get, path = "/health/ready", tag = "ops", responses(
-    (status = 200, description = "A valid policy set is active", body = super::openapi::HealthDoc),
-    (status = 503, description = "No valid policy set is active", body = super::openapi::HealthDoc),
+    (status = 200, description = "A valid policy set is active and the decision log writes", body = super::openapi::HealthDoc),
+    (status = 503, description = "No valid policy set is active, or the decision log cannot write (`reason` says which)", body = super::openapi::HealthDoc),
 ))]
 pub(super) async fn ready(State(state): State<AppState>) -> Response {
-    match state.store.current() {
-        Some(s) => Json(json!({"status": "ready", "policy_version": s.version()})).into_response(),
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not_ready", "reason": "no valid policy set is active"})),
-        )
-            .into_response(),
+    let not_ready = |reason: String| {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not_ready", "reason": reason})))
+            .into_response()
+    };
+    let Some(snapshot) = state.store.current() else {
+        return not_ready("no valid policy set is active".into());
+    };
+    if let Some(log) = &state.audit {
+        let status = log.status();
+        if let Some(failed) = &status.state.failed {
+            return not_ready(format!("the decision log refuses records: {failed}"));
+        }
+        if let Some(d) = &status.state.degraded {
+            return not_ready(format!(
+                "the decision log cannot write since {}: {}",
+                d.since, d.error
+            ));
+        }
     }
+    Json(json!({"status": "ready", "policy_version": snapshot.version()})).into_response()
+}
+
+/// Prometheus metrics in the text exposition format (for a scraper identity).
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses(
+    (status = 200, description = "Prometheus text format 0.0.4: decisions by action and outcome, latency histograms, errors, reloads, policy versions, decision log and CA counters, TLS handshake failures by reason", content_type = "text/plain", body = String),
+))]
+pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    let text = crate::metrics::render(&state);
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
+        .into_response()
 }
 
 #[derive(Debug, Serialize)]

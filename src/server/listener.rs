@@ -37,6 +37,7 @@ use tower::ServiceExt;
 
 use crate::http::ApiError;
 use crate::identity::Caller;
+use crate::metrics::{HandshakeFailure, Metrics};
 use crate::tls::{
     bootstrap_from_certificate, caller_from_certificate, Anonymous, BootstrapPeer, EstListener,
     PeerCertificate, PeerClass, PeerIdentityError, TlsStore,
@@ -78,6 +79,10 @@ pub(super) struct ConnSettings {
     pub(super) idle_timeout: Duration,
     pub(super) request_timeout: Duration,
     pub(super) max_connections: usize,
+    /// Header fields per HTTP/1.1 request (431 above).
+    pub(super) max_headers: usize,
+    /// Bytes of a request head (HTTP/1.1) or header list (HTTP/2).
+    pub(super) max_header_bytes: usize,
     /// After shutdown starts, how long an open connection gets to finish.
     pub(super) grace: Duration,
 }
@@ -89,6 +94,7 @@ pub(super) async fn serve(
     transport: Transport,
     app: Router,
     settings: ConnSettings,
+    metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(settings.max_connections));
@@ -121,6 +127,7 @@ pub(super) async fn serve(
             builder: Arc::clone(&builder),
             settings,
             shutdown: shutdown.clone(),
+            open: OpenConnection::new(Arc::clone(&metrics), transport.label()),
             _permit: permit,
         };
         tokio::spawn(conn.run(tcp, transport.clone()));
@@ -140,12 +147,22 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 
 fn http_builder(settings: &ConnSettings) -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let mut http1 = builder.http1();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout)
+        // The read buffer bounds the request head: past it hyper answers 431.
+        .max_buf_size(settings.max_header_bytes.max(8192))
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    if settings.max_headers != 100 {
+        // hyper keeps up to 100 header slots on the stack; any other count costs an allocation
+        // per request, so only a configured change asks for it.
+        http1.max_headers(settings.max_headers);
+    }
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
     builder
 }
 
@@ -155,7 +172,42 @@ struct Connection {
     builder: Arc<Builder<TokioExecutor>>,
     settings: ConnSettings,
     shutdown: watch::Receiver<bool>,
+    open: OpenConnection,
     _permit: OwnedSemaphorePermit,
+}
+
+impl Transport {
+    /// The listener's name in metrics.
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Tls(_) => "api",
+            Self::Est(_) => "est",
+            Self::InsecureHttp(_) => "insecure_http",
+        }
+    }
+}
+
+/// Counts a connection in `medpdp_connections_open` for as long as it lives.
+struct OpenConnection {
+    metrics: Arc<Metrics>,
+    listener: &'static str,
+}
+
+impl OpenConnection {
+    fn new(metrics: Arc<Metrics>, listener: &'static str) -> Self {
+        metrics.connection(listener, 1);
+        Self { metrics, listener }
+    }
+
+    fn handshake_failed(&self, reason: HandshakeFailure) {
+        self.metrics.handshake_failure(self.listener, reason);
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.metrics.connection(self.listener, -1);
+    }
 }
 
 impl Connection {
@@ -183,10 +235,18 @@ impl Connection {
                     match tokio::time::timeout(self.settings.handshake_timeout, handshake).await {
                         Ok(Ok(tls)) => tls,
                         Ok(Err(e)) => {
-                            tracing::info!(peer = %self.peer, error = %e, "TLS handshake failed");
+                            let reason = HandshakeFailure::classify(&e);
+                            self.open.handshake_failed(reason);
+                            tracing::info!(
+                                peer = %self.peer,
+                                error = %e,
+                                reason = reason.as_str(),
+                                "TLS handshake failed"
+                            );
                             return;
                         }
                         Err(_) => {
+                            self.open.handshake_failed(HandshakeFailure::Timeout);
                             tracing::info!(peer = %self.peer, "TLS handshake timed out");
                             return;
                         }

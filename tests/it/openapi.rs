@@ -100,8 +100,11 @@ async fn every_operation_is_described_and_every_reference_resolves() {
                 "{method} {path} documents no success answer"
             );
             for (code, r) in responses {
-                // EST (RFC 7030) and the CRL are not JSON: PKCS#7, PKCS#10, DER, plain text.
-                let binary = path.starts_with("/.well-known/est/") || path == "/v1/ca/crl";
+                // EST (RFC 7030), the CRL and metrics are not JSON: PKCS#7, PKCS#10, DER,
+                // Prometheus and plain text.
+                let binary = path.starts_with("/.well-known/est/")
+                    || path == "/v1/ca/crl"
+                    || path == "/metrics";
                 let typed = r["content"]
                     .as_object()
                     .is_some_and(|c| !c.is_empty() && c.values().all(|m| m["schema"].is_object()));

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::http::json::{field_path, read_body};
+use crate::http::json::{field_path, guard, limits_of, read_body};
 use crate::http::ApiError;
 
 /// A subject or a resource: `type` and `id` are required.
@@ -227,10 +227,12 @@ impl<S: Send + Sync> FromRequest<S> for AuthzenBody {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         check_content_type(req.headers().get(header::CONTENT_TYPE))?;
+        let limits = limits_of(&req);
         let bytes = read_body(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::bad_request("empty_body", "the request body is empty"));
         }
+        guard(&bytes, &limits)?;
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
         match value {
