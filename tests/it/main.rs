@@ -20,6 +20,8 @@ mod ca_cli;
 mod ca_est;
 mod cli;
 mod common;
+mod faults;
+mod metrics;
 mod openapi;
 mod policy_pack;
 mod readme;
