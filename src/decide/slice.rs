@@ -26,6 +26,7 @@ pub(super) fn request_entities(
     request: &Request,
     context: Option<&Value>,
 ) -> Result<Entities, RequestError> {
+    check_uids(extra)?;
     let extra = Entities::from_json_value(Value::Array(extra.to_vec()), snapshot.schema())
         .map_err(|e| {
             RequestError::new(RequestErrorCode::InvalidEntities, "entities", e.to_string())
@@ -72,6 +73,35 @@ pub(super) fn request_entities(
     Entities::from_entities(slice, None).map_err(|e| {
         RequestError::new(RequestErrorCode::InvalidEntities, "entities", e.to_string())
     })
+}
+
+/// Refuses what Cedar's entity parser would let through silently: the same entity twice (two
+/// parsers could keep different copies) and action entities (actions and their groups are
+/// defined by the workspace; a request redefining them could change what `action in` means).
+fn check_uids(extra: &[Value]) -> Result<(), RequestError> {
+    let mut seen = HashSet::with_capacity(extra.len());
+    for (i, entity) in extra.iter().enumerate() {
+        // An unreadable uid is left to Cedar's parser, which names the problem.
+        let Some(Ok(uid)) = entity.get("uid").map(super::parse_entity_ref) else {
+            continue;
+        };
+        let invalid = |message: String| {
+            RequestError::new(
+                RequestErrorCode::InvalidEntities,
+                format!("entities[{i}].uid"),
+                message,
+            )
+        };
+        if uid.type_name().basename() == "Action" {
+            return Err(invalid(format!(
+                "`{uid}` is an action: actions are defined by the workspace, not by requests"
+            )));
+        }
+        if !seen.insert(uid.clone()) {
+            return Err(invalid(format!("`{uid}` appears more than once")));
+        }
+    }
+    Ok(())
 }
 
 fn collect_value_uids(v: &EvalResult, out: &mut Vec<EntityUid>) {

@@ -210,18 +210,26 @@ pub async fn evaluate_deferred(
     })
 }
 
-/// Applies `limits.max_request_entities` and `limits.max_context_values` to one decision,
+/// Applies `limits.max_request_entities` (entities, and parent links) and
+/// `limits.max_context_values` to one decision,
 /// whichever API it came from (the body limits bound the whole HTTP request; these bound what
 /// one evaluation may be asked to carry).
 fn check_size(req: &DecisionRequest, limits: &super::Limits) -> Result<(), RequestError> {
-    let entities = req.entities.as_ref().map_or(0, Vec::len);
-    if entities > limits.max_request_entities {
+    let max = limits.max_request_entities;
+    let entities = req.entities.as_deref().unwrap_or_default();
+    // Parent links bound the entity graph as entities do: both are limited alike.
+    let links: usize = entities
+        .iter()
+        .map(|e| e.get("parents").and_then(Value::as_array).map_or(0, Vec::len))
+        .sum();
+    if entities.len() > max || links > max {
         return Err(RequestError::new(
             RequestErrorCode::LimitExceeded,
             "entities",
             format!(
-                "{entities} entities; the limit is {} (limits.max_request_entities)",
-                limits.max_request_entities
+                "{} entities with {links} parent links; at most {max} of each \
+                 (limits.max_request_entities)",
+                entities.len()
             ),
         ));
     }

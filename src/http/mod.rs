@@ -58,7 +58,8 @@ pub struct Limits {
     pub max_batch: usize,
     /// Most objects and arrays nested in one another in a JSON body (400 above).
     pub max_json_depth: usize,
-    /// Most entities one decision request may bring (400 above).
+    /// Most entities one decision request may bring, and most parent links among them (400
+    /// above).
     pub max_request_entities: usize,
     /// Most JSON values (objects, arrays and scalars, counted recursively) in one decision's
     /// context (400 above).
@@ -164,6 +165,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::authorize))
         // Outside the access check, so refusals are timed and counted too.
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), check_head))
         // A panic is a bug, never an answer to input: log it and answer a generic 500 rather
         // than dropping the connection.
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
@@ -197,6 +199,28 @@ async fn observe(
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     state.metrics.http_request(route, response.status().as_u16(), started.elapsed());
     response
+}
+
+/// 431 for a request head larger than `limits.max_header_bytes`. hyper's read buffer bounds
+/// the head only roughly (a head that arrives in one read may exceed it), so it is counted
+/// exactly here: the request target plus every header name and value.
+async fn check_head(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let max = state.limits.max_header_bytes;
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    let headers: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if target + headers > max {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("the request head exceeds {max} bytes (limits.max_header_bytes)"),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Generates `X-Request-ID`s: UUIDv7, so they sort by time like decision ids.

@@ -138,8 +138,9 @@ pub(super) struct CertificateList {
     ))]
 pub(super) async fn list(
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<CertificateList>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let ca = std::sync::Arc::clone(ca(&state)?);
     let status = match q.status.as_deref() {
         None => None,
@@ -285,7 +286,7 @@ pub(super) struct RevokeAnswer {
     params(("serial" = String, Path, description = "Serial number, hex")),
     responses(
         (status = 200, description = "Revoked; the new CRL is in force for new connections", body = RevokeAnswer),
-        (status = 400, description = "Unknown reason", body = super::super::ErrorEnvelope),
+        (status = 400, description = "The serial is not hexadecimal, or the reason is unknown", body = super::super::ErrorEnvelope),
         (status = 404, description = "No certificate with this serial", body = super::super::ErrorEnvelope),
         (status = 409, description = "Already revoked", body = super::super::ErrorEnvelope),
         (status = 503, description = "No CA is configured, or the decision log is unavailable", body = super::super::ErrorEnvelope),
@@ -297,6 +298,13 @@ pub(super) async fn revoke(
     JsonBody(body): JsonBody<RevokeBody>,
 ) -> Result<Json<RevokeAnswer>, ApiError> {
     let ca = std::sync::Arc::clone(ca(&state)?);
+    if serial.is_empty() || serial.len() > 64 || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request(
+            "bad_serial",
+            format!("`{serial}` is not a serial number (hexadecimal, as `ca list` shows it)"),
+        )
+        .with_field("serial"));
+    }
     let reason = RevocationReason::parse(&body.reason).ok_or_else(|| {
         ApiError::bad_request("bad_reason", format!("unknown reason `{}`", body.reason))
             .with_field("reason")
