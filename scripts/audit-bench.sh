@@ -8,6 +8,7 @@
 # Needs: wrk, taskset, curl; builds the release binary. Runs against 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 CONN=${1:-64}
 SECS=${2:-10}
 ROUNDS=${3:-3}
@@ -22,8 +23,11 @@ cp -r policies "$WORK/policies"
 
 start_server() { # $1 = data dir, rest = extra flags
   local data=$1; shift
-  taskset -c 0 "$BIN" serve -w "$WORK/policies" --data "$data" --listen "127.0.0.1:$PORT" \
-    --no-watch --log warn "$@" 2>>"$WORK/serve.log" &
+  # The plain development listener carries the load (its caller, an administrator, may
+  # decide); the TLS listener beside it runs in the scratch directory's development PKI.
+  (cd "$WORK" && exec taskset -c 0 "$ROOT/$BIN" serve -w "$WORK/policies" --data "$data" \
+    --access "$WORK/policies/access" --listen "127.0.0.1:$((PORT + 1))" \
+    --insecure-http "127.0.0.1:$PORT" --no-watch --log warn "$@" 2>>"$WORK/serve.log") &
   SERVER=$!
   for _ in $(seq 200); do
     curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && return 0

@@ -191,6 +191,11 @@ impl AuditLog {
         }))
     }
 
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// `sync` or `async`.
     pub fn durability(&self) -> Durability {
         self.durability

@@ -61,6 +61,7 @@ pub const ROUTE_ACCESS: &[(&str, RouteAccess)] = &[
     ("/health/live", RouteAccess::Open),
     ("/health/ready", RouteAccess::Open),
     ("/metrics", RouteAccess::Action("scrape_metrics")),
+    ("/v1/audit/records", RouteAccess::Action("read_log")),
     ("/openapi.json", RouteAccess::Open),
     (super::authzen::EVALUATION_PATH, RouteAccess::Action("decide")),
     (super::authzen::EVALUATIONS_PATH, RouteAccess::Action("decide")),

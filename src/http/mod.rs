@@ -6,6 +6,7 @@
 //! (`GET /openapi.json`) from the same registrations.
 
 pub mod access;
+mod audit;
 pub mod authzen;
 pub mod ca;
 mod decide;
@@ -140,6 +141,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::live))
         .routes(routes!(ops::ready))
         .routes(routes!(ops::metrics))
+        .routes(routes!(audit::records))
         .routes(routes!(openapi::openapi_json))
         .merge(authzen::routes())
         .merge(ca::routes())

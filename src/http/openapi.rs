@@ -27,6 +27,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/health/live"),
     ("GET", "/health/ready"),
     ("GET", "/metrics"),
+    ("GET", "/v1/audit/records"),
     ("GET", "/openapi.json"),
     ("POST", "/access/v1/evaluation"),
     ("POST", "/access/v1/evaluations"),
@@ -57,6 +58,7 @@ pub const ROUTES: &[(&str, &str)] = &[
         (name = "ops", description = "Health, status, administration"),
         (name = "est", description = "Certificate enrollment over EST (RFC 7030)"),
         (name = "ca", description = "Certificate authority administration and CRL"),
+        (name = "audit", description = "The decision log, for auditors"),
     )
 )]
 pub(super) struct ApiDoc;

@@ -11,6 +11,7 @@
 
 mod api;
 mod audit;
+mod audit_api;
 mod audit_crash;
 mod audit_tamper;
 mod authzen;

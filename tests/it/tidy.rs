@@ -19,7 +19,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn sources() -> Vec<(PathBuf, String)> {
     let mut files = Vec::new();
-    for dir in ["src", "tests", "benches"] {
+    for dir in ["src", "tests", "benches", "examples", "fuzz/src", "fuzz/fuzz_targets"] {
         let d = repo(dir);
         if d.is_dir() {
             rust_files(&d, &mut files);
