@@ -22,7 +22,7 @@ use axum::body::Body;
 use axum::http::Request;
 use medpdp::config::AuthzenConfig;
 use medpdp::http::authzen::{AuthzenState, IndexHook};
-use medpdp::http::{access, router, AppState, Limits};
+use medpdp::http::{access, router, AppParts, AppState, Limits};
 use medpdp::identity::Caller;
 use medpdp::policy::{PolicyStore, ReloadOutcome, ReloadTrigger};
 use tower::ServiceExt;
@@ -61,7 +61,7 @@ async fn main() {
         Arc::new(IndexHook::default()),
     );
     // No decision log: it costs the same with or without the access check.
-    let state = AppState {
+    let state = AppState::new(AppParts {
         store: store(workspace).await,
         limits: Limits::default(),
         started_at: time::OffsetDateTime::now_utc(),
@@ -71,7 +71,7 @@ async fn main() {
         tls: None,
         ca: None,
         metrics: Arc::new(medpdp::metrics::Metrics::new(None).expect("metrics")),
-    };
+    });
     let app = router(state.clone());
     let caller = Caller::from_urn("urn:medpdp:gateway:bench").expect("caller");
 

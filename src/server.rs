@@ -20,7 +20,7 @@ use crate::audit::{AuditLog, DataLayout};
 use crate::config::Config;
 use crate::http::authzen::{AuthzenState, IndexHook};
 use crate::http::ca::CaState;
-use crate::http::{router, AppState};
+use crate::http::{router, AppParts, AppState};
 use crate::metrics::Metrics;
 use crate::policy::{
     watch, ActivationHook, PolicyStore, ReloadOutcome, ReloadTrigger, WatchHandle,
@@ -255,7 +255,7 @@ pub async fn start(config: &Config, listeners: Listeners) -> Result<RunningServe
     let authzen = Arc::new(AuthzenState::new(&config.authzen, base_url, authzen_index));
     let fsync = audit.as_ref().map(|a| &a.counters().fsync_seconds);
     let metrics = Arc::new(Metrics::new(fsync).map_err(|e| ServeError::Metrics(e.to_string()))?);
-    let state = AppState {
+    let state = AppState::new(AppParts {
         store,
         limits: config.limits,
         started_at: time::OffsetDateTime::now_utc(),
@@ -265,7 +265,7 @@ pub async fn start(config: &Config, listeners: Listeners) -> Result<RunningServe
         tls: tls.clone(),
         ca: ca.clone(),
         metrics: Arc::clone(&metrics),
-    };
+    });
     let app = router(state.clone());
     let settings = conn_settings(config);
     let (shutdown, stop) = signal_watch::channel(false);

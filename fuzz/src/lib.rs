@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::Request;
 use medpdp::config::AuthzenConfig;
 use medpdp::http::authzen::{AuthzenState, IndexHook};
-use medpdp::http::{router, AppState, Limits};
+use medpdp::http::{router, AppParts, AppState, Limits};
 use medpdp::identity::Caller;
 use medpdp::policy::{PolicyStore, ReloadOutcome, ReloadTrigger};
 use tower::ServiceExt;
@@ -42,7 +42,7 @@ impl Harness {
                     "https://localhost:8443".into(),
                     index,
                 );
-                router(AppState {
+                router(AppState::new(AppParts {
                     store,
                     limits: Limits::default(),
                     started_at: time::OffsetDateTime::now_utc(),
@@ -52,7 +52,7 @@ impl Harness {
                     tls: None,
                     ca: None,
                     metrics: Arc::new(medpdp::metrics::Metrics::new(None).expect("metrics")),
-                })
+                }))
             });
             let caller = Caller::from_urn("urn:medpdp:admin:fuzz").expect("caller");
             Harness { runtime, app, caller }

@@ -174,6 +174,7 @@ impl Writer {
 
     /// The writer loop; returns when closed or when every sender is gone.
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut last_batch = 0;
         loop {
             let Some(first) = rx.blocking_recv() else {
                 self.close();
@@ -187,6 +188,12 @@ impl Writer {
                 Msg::Close(tx) => close = Some(tx),
             };
             take(first, &mut appends);
+            if last_batch > 1 {
+                // Records arrive concurrently: let request threads that are about to queue one
+                // run first (they may share this core), so that this commit covers them too.
+                // With one record at a time there is nobody to wait for.
+                std::thread::yield_now();
+            }
             while appends.len() < self.opts.max_batch {
                 match rx.try_recv() {
                     Ok(m) => take(m, &mut appends),
@@ -194,6 +201,7 @@ impl Writer {
                 }
             }
             self.heal();
+            last_batch = appends.len();
             if !appends.is_empty() {
                 let due =
                     self.since_checkpoint + appends.len() as u64 >= self.opts.checkpoint_every;

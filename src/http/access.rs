@@ -19,7 +19,7 @@
 //! them, and `Open` routes refuse them. On the EST listener only `/.well-known/est/` routes
 //! exist (others are 404).
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
@@ -31,7 +31,7 @@ use serde_json::json;
 use super::{ApiError, AppState};
 use crate::decide::{decide, Decision, DecisionRequest, EntityRef};
 use crate::identity::{Caller, CallerKind};
-use crate::policy::PolicyStore;
+use crate::policy::{PolicyStore, Snapshot};
 use crate::tls::{Anonymous, BootstrapPeer, EstListener, PeerIdentityError};
 
 /// The Cedar namespace of the access policy set.
@@ -190,7 +190,10 @@ pub(super) async fn authorize(State(state): State<AppState>, req: Request, next:
             return forbidden(format!("access denied: {why}"), &[]).into_response();
         };
         // No matched route: the 404/405 fallbacks answer, and they reveal nothing.
-        route.map(|route| check_principal(&state.access, principal, route))
+        route.map(|route| match ext.get::<ConnectionAccess>() {
+            Some(cache) => cache.check(&state.access, principal, route),
+            None => check_principal(&state.access, principal, route),
+        })
     };
     match verdict {
         None | Some(Ok(())) => next.run(req).await,
@@ -203,9 +206,67 @@ pub fn check(access: &PolicyStore, caller: &Caller, route: &str) -> Result<(), A
     check_principal(access, AccessPrincipal::Caller(caller), route)
 }
 
+/// The access decisions already allowed on one connection (whose caller never changes), valid
+/// for one access snapshot. A gateway on a kept-alive connection thus pays for the access
+/// check once per route, not per request.
+///
+/// INVARIANT: only allows are kept, keyed by the snapshot that decided them; `decide` is pure
+/// and the access request has no context, so a hit is exactly what evaluating again would
+/// answer. A reload (a new snapshot) empties the cache at its next use.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionAccess(Arc<Mutex<Allowed>>);
+
+#[derive(Debug, Default)]
+struct Allowed {
+    /// The snapshot the routes were allowed under; a `Weak` keeps its allocation (not its
+    /// contents) alive, so the address cannot be reused by a later snapshot.
+    snapshot: Weak<Snapshot>,
+    /// Indices into [`ROUTE_ACCESS`].
+    routes: Vec<usize>,
+}
+
+impl ConnectionAccess {
+    /// [`check_principal`], remembering allows for this connection.
+    pub fn check(
+        &self,
+        access: &PolicyStore,
+        principal: AccessPrincipal<'_>,
+        route: &str,
+    ) -> Result<(), ApiError> {
+        let (Some(snapshot), Some(index)) =
+            (access.current(), ROUTE_ACCESS.iter().position(|(r, _)| *r == route))
+        else {
+            return check_principal(access, principal, route);
+        };
+        let mut allowed = match self.0.lock() {
+            Ok(a) => a,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if std::ptr::eq(allowed.snapshot.as_ptr(), Arc::as_ptr(&snapshot)) {
+            if allowed.routes.contains(&index) {
+                return Ok(());
+            }
+        } else {
+            allowed.snapshot = Arc::downgrade(&snapshot);
+            allowed.routes.clear();
+        }
+        decide_access(Some(snapshot), principal, route)?;
+        allowed.routes.push(index);
+        Ok(())
+    }
+}
+
 /// Whether `principal` may use `route` under the active access policy set.
 pub fn check_principal(
     access: &PolicyStore,
+    principal: AccessPrincipal<'_>,
+    route: &str,
+) -> Result<(), ApiError> {
+    decide_access(access.current(), principal, route)
+}
+
+fn decide_access(
+    snapshot: Option<Arc<Snapshot>>,
     principal: AccessPrincipal<'_>,
     route: &str,
 ) -> Result<(), ApiError> {
@@ -227,7 +288,7 @@ pub fn check_principal(
         tracing::error!(error = %e, "access names do not parse; refusing");
         forbidden("access policy unavailable".into(), &[])
     })?;
-    let Some(snapshot) = access.current() else {
+    let Some(snapshot) = snapshot else {
         return Err(forbidden(
             "no valid access policy set is active; see /v1/status for the load errors".into(),
             &[],
@@ -290,6 +351,33 @@ mod tests {
         let actions =
             ROUTE_ACCESS.iter().filter(|(_, a)| matches!(a, RouteAccess::Action(_))).count();
         assert_eq!(names.routes.len(), actions);
+    }
+
+    #[tokio::test]
+    async fn a_connection_keeps_allows_only_for_the_snapshot_that_decided_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let access = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/access");
+        for f in ["schema.cedarschema", "entities.json", "policies.cedar"] {
+            std::fs::copy(access.join(f), dir.path().join(f)).unwrap();
+        }
+        let store = PolicyStore::new(dir.path(), Vec::new());
+        store.reload(crate::policy::ReloadTrigger::Startup).await;
+        let cache = ConnectionAccess::default();
+        let gw = Caller::from_urn("urn:medpdp:gateway:g1").unwrap();
+        let who = || AccessPrincipal::Caller(&gw);
+        assert!(cache.check(&store, who(), "/v1/decide").is_ok());
+        assert!(cache.check(&store, who(), "/v1/decide").is_ok(), "from the cache");
+        assert!(cache.check(&store, who(), "/v1/status").is_err(), "denials are decided");
+        assert!(cache.check(&store, who(), "/v1/status").is_err(), "and never kept");
+        // The gateway is suspended: the next request on the same connection is refused.
+        let mut policies = std::fs::read_to_string(dir.path().join("policies.cedar")).unwrap();
+        policies.push_str(
+            "\n@id(\"stop\") forbid (principal == MedpdpApi::Gateway::\"g1\", action, resource);\n",
+        );
+        std::fs::write(dir.path().join("policies.cedar"), policies).unwrap();
+        store.reload(crate::policy::ReloadTrigger::Admin).await;
+        let e = cache.check(&store, who(), "/v1/decide").unwrap_err();
+        assert_eq!(e.status(), StatusCode::FORBIDDEN);
     }
 
     #[test]

@@ -107,9 +107,29 @@ impl Limits {
     }
 }
 
-/// What every handler can reach. Cheap to clone (reference-counted).
+/// What every handler can reach: one reference-counted pointer to [`AppParts`], so that the
+/// clones every middleware layer and handler takes cost one atomic increment each.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    /// Shares `parts` with every handler.
+    pub fn new(parts: AppParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// The shared state's contents.
+#[derive(Debug)]
+pub struct AppParts {
     /// The domain policy workspace.
     pub store: Arc<PolicyStore>,
     /// Request bounds.

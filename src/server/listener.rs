@@ -35,6 +35,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::http::access::ConnectionAccess;
 use crate::http::ApiError;
 use crate::identity::Caller;
 use crate::metrics::{HandshakeFailure, Metrics};
@@ -301,6 +302,8 @@ impl Connection {
         let io = TokioIo::new(IdleIo { inner: io, activity: Arc::clone(&activity) });
         let app = self.app.clone();
         let request_timeout = self.settings.request_timeout;
+        // One cache of access allows per connection: its caller never changes.
+        let access_cache = ConnectionAccess::default();
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let ext = req.extensions_mut();
             match &identity.peer {
@@ -323,6 +326,7 @@ impl Connection {
             if identity.est {
                 ext.insert(EstListener);
             }
+            ext.insert(access_cache.clone());
             let app = app.clone();
             async move {
                 match tokio::time::timeout(request_timeout, app.oneshot(req)).await {

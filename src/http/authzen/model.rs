@@ -261,6 +261,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AuthzenJson<T> {
 /// Deserializes `value`, naming the failing field (prefixed with `prefix`, e.g.
 /// `evaluations[2].`) in the error.
 pub(crate) fn parse<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, ApiError> {
+    // The path-tracking parse only for a failure's message (see `json::parse_json`).
+    if let Ok(parsed) = T::deserialize(&value) {
+        return Ok(parsed);
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();
