@@ -7,15 +7,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use medpdp::ca::{dev, CaConfig, Issued};
-use medpdp::config::Config;
+use medpdp::ca::{dev, Issued};
 use medpdp::server::{start, Listeners, RunningServer};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::bad_input_cases::{all_cases, Case, Expect, Via};
-use crate::common::{copy_dir, pki, repo};
+use crate::common::{pack_with_ca_config, pki};
 
 /// The bundled pack with a development PKI and CA, on the plain development listener (caller:
 /// an administrator) and the mTLS API listener.
@@ -31,25 +30,8 @@ pub(crate) struct Battery {
 async fn start_battery() -> Battery {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    copy_dir(&repo("policies"), &d.join("ws"));
     let certs = d.join("certs");
-    let mut config = Config::default();
-    config.workspace.dir = d.join("ws");
-    config.workspace.watch = false;
-    config.access.dir = d.join("ws/access");
-    config.data.dir = d.join("data");
-    config.ca = CaConfig {
-        cert: certs.join("ca.pem"),
-        key: certs.join("ca.key"),
-        chain: certs.join("ca-chain.pem"),
-        crl: certs.join("ca.crl.pem"),
-        profiles: repo("certs/profiles.toml"),
-        ..CaConfig::default()
-    };
-    config.tls.cert = certs.join("server.pem");
-    config.tls.key = certs.join("server.key");
-    config.tls.client_ca = certs.join("ca.pem");
-    config.tls.crls = vec![certs.join("ca.crl.pem")];
+    let mut config = pack_with_ca_config(d);
     config.tls.watch = false;
     config.server.request_timeout_secs = 2;
     dev::ensure(&config.tls, &config.ca, &config.data.dir).unwrap().expect("created");

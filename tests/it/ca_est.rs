@@ -7,13 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use medpdp::ca::{dev, CaConfig};
-use medpdp::config::Config;
+use medpdp::ca::dev;
 use medpdp::server::{start, Listeners, RunningServer};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::common::{copy_dir, repo};
+use crate::common::pack_with_ca_config;
 
 struct Ca {
     server: Option<RunningServer>,
@@ -43,25 +42,8 @@ impl Ca {
 async fn start_ca() -> Ca {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    copy_dir(&repo("policies"), &d.join("ws"));
     let certs = d.join("certs");
-    let mut config = Config::default();
-    config.workspace.dir = d.join("ws");
-    config.workspace.watch = false;
-    config.access.dir = d.join("ws/access");
-    config.data.dir = d.join("data");
-    config.ca = CaConfig {
-        cert: certs.join("ca.pem"),
-        key: certs.join("ca.key"),
-        chain: certs.join("ca-chain.pem"),
-        crl: certs.join("ca.crl.pem"),
-        profiles: repo("certs/profiles.toml"),
-        ..CaConfig::default()
-    };
-    config.tls.cert = certs.join("server.pem");
-    config.tls.key = certs.join("server.key");
-    config.tls.client_ca = certs.join("ca.pem");
-    config.tls.crls = vec![certs.join("ca.crl.pem")];
+    let mut config = pack_with_ca_config(d);
     config.tls.debounce_ms = 50;
     dev::ensure(&config.tls, &config.ca, &config.data.dir).unwrap().expect("created");
     // A manufacturer CA and a device's factory certificate (IEEE 802.1AR IDevID).

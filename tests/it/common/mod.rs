@@ -37,6 +37,32 @@ pub fn copy_dir(src: &Path, dst: &Path) {
     }
 }
 
+/// A configuration for the bundled pack copied into `dir/ws` (watching off), with the CA, the
+/// server certificate and the client trust in `dir/certs` and state in `dir/data`. The caller
+/// adjusts it, then makes the development PKI with `medpdp::ca::dev::ensure`.
+pub fn pack_with_ca_config(dir: &Path) -> Config {
+    copy_dir(&repo("policies"), &dir.join("ws"));
+    let certs = dir.join("certs");
+    let mut config = Config::default();
+    config.workspace.dir = dir.join("ws");
+    config.workspace.watch = false;
+    config.access.dir = dir.join("ws/access");
+    config.data.dir = dir.join("data");
+    config.ca = medpdp::ca::CaConfig {
+        cert: certs.join("ca.pem"),
+        key: certs.join("ca.key"),
+        chain: certs.join("ca-chain.pem"),
+        crl: certs.join("ca.crl.pem"),
+        profiles: repo("certs/profiles.toml"),
+        ..medpdp::ca::CaConfig::default()
+    };
+    config.tls.cert = certs.join("server.pem");
+    config.tls.key = certs.join("server.key");
+    config.tls.client_ca = certs.join("ca.pem");
+    config.tls.crls = vec![certs.join("ca.crl.pem")];
+    config
+}
+
 /// A running server with its own workspace copy.
 pub struct TestServer {
     pub server: Option<RunningServer>,
