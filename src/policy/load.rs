@@ -12,8 +12,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use cedar_policy::{
-    EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, Schema, SlotId, ValidationMode,
-    Validator,
+    Entities, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, Schema, SlotId,
+    ValidationMode, Validator,
 };
 use time::OffsetDateTime;
 
@@ -64,6 +64,17 @@ pub fn load_workspace(root: &Path) -> Result<LoadedWorkspace, LoadError> {
 
 /// Parses and validates files already read from the workspace in `root`.
 pub fn build_snapshot(root: &Path, files: Vec<SourceFile>) -> Result<LoadedWorkspace, LoadError> {
+    rebuild_snapshot(root, files, None)
+}
+
+/// [`build_snapshot`], taking the entity store from `previous` instead of parsing it again
+/// when the entity files and the schema are byte-identical to the ones `previous` was built
+/// from (the entity store depends on nothing else). Everything else is built anew.
+pub(crate) fn rebuild_snapshot(
+    root: &Path,
+    files: Vec<SourceFile>,
+    previous: Option<&Snapshot>,
+) -> Result<LoadedWorkspace, LoadError> {
     let dir = root.display().to_string();
     let versions = versions(&files);
     let mut diags = Vec::new();
@@ -74,10 +85,14 @@ pub fn build_snapshot(root: &Path, files: Vec<SourceFile>) -> Result<LoadedWorks
     if let SchemaState::Valid(schema) = &schema {
         validate_policies(schema, &policies, &info, &files, &mut diags);
     }
-    let entities = match &schema {
-        SchemaState::Broken => None,
-        SchemaState::Valid(s) => load_entities(&files, Some(s), &mut diags),
-        SchemaState::Absent => load_entities(&files, None, &mut diags),
+    let schema_sha = files.iter().find(|f| f.kind == FileKind::Schema).map(|f| f.sha256.clone());
+    let reused =
+        previous.and_then(|p| p.entities_if_built_from(schema_sha.as_deref(), &versions.entities));
+    let entities = match (&schema, reused) {
+        (SchemaState::Broken, _) => None,
+        (_, Some(reused)) => Some(reused),
+        (SchemaState::Valid(s), None) => share(load_entities(&files, Some(s), &mut diags)),
+        (SchemaState::Absent, None) => share(load_entities(&files, None, &mut diags)),
     };
     if info.is_empty() && !diags.iter().any(|d| d.severity == Severity::Error) {
         diags.push(
@@ -111,9 +126,14 @@ pub fn build_snapshot(root: &Path, files: Vec<SourceFile>) -> Result<LoadedWorks
         (Some(schema), Some(f)) => RequestShapes::from_cedarschema(&f.text).verify(schema),
         _ => RequestShapes::default(),
     };
-    let snapshot =
-        Snapshot::new(policies, schema, entities, info, literal_uids, meta).with_shapes(shapes);
+    let snapshot = Snapshot::new(policies, schema, entities, info, literal_uids, meta)
+        .with_shapes(shapes)
+        .with_schema_sha(schema_sha);
     Ok(LoadedWorkspace { snapshot, sources: files })
+}
+
+fn share(loaded: Option<(Entities, usize)>) -> Option<(Arc<Entities>, usize)> {
+    loaded.map(|(entities, count)| (Arc::new(entities), count))
 }
 
 enum SchemaState {

@@ -5,6 +5,7 @@
 //! store swaps whole snapshots, and readers hold an `Arc` for as long as they need one.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use cedar_policy::{Entities, EntityUid, PolicyId, PolicySet, Schema};
 use serde::Serialize;
@@ -47,7 +48,10 @@ pub struct PolicyInfo {
 pub struct Snapshot {
     pub(crate) policies: PolicySet,
     pub(crate) schema: Option<Schema>,
-    pub(crate) entities: Entities,
+    /// Shared with the next snapshot when a reload changes neither entities nor schema.
+    pub(crate) entities: Arc<Entities>,
+    /// SHA-256 of the schema file the entities were validated against, if any.
+    schema_sha: Option<String>,
     pub(crate) info: HashMap<PolicyId, PolicyInfo>,
     /// Entities that policies name literally (e.g. `Med5G::Role::"surgeon"`): a request-scoped
     /// entity slice must include them, since a policy may read their attributes.
@@ -87,7 +91,7 @@ impl Snapshot {
     pub(crate) fn new(
         policies: PolicySet,
         schema: Option<Schema>,
-        entities: Entities,
+        entities: Arc<Entities>,
         info: HashMap<PolicyId, PolicyInfo>,
         literal_uids: Vec<EntityUid>,
         meta: SnapshotMeta,
@@ -96,7 +100,34 @@ impl Snapshot {
         // against the full set (an empty `PolicySlices` answers no slice).
         let slices = PolicySlices::build(&policies, &entities, schema.as_ref()).unwrap_or_default();
         let shapes = RequestShapes::default();
-        Self { policies, schema, entities, info, literal_uids, slices, shapes, meta }
+        Self {
+            policies,
+            schema,
+            entities,
+            schema_sha: None,
+            info,
+            literal_uids,
+            slices,
+            shapes,
+            meta,
+        }
+    }
+
+    /// Records the SHA-256 of the schema file (see [`Snapshot::entities_if_built_from`]).
+    pub(crate) fn with_schema_sha(mut self, schema_sha: Option<String>) -> Self {
+        self.schema_sha = schema_sha;
+        self
+    }
+
+    /// This snapshot's entity store and entity count, if it was built from exactly these
+    /// entity files (`entities_version`) and this schema file (or none).
+    pub(crate) fn entities_if_built_from(
+        &self,
+        schema_sha: Option<&str>,
+        entities_version: &str,
+    ) -> Option<(Arc<Entities>, usize)> {
+        (self.schema_sha.as_deref() == schema_sha && self.meta.entities_version == entities_version)
+            .then(|| (Arc::clone(&self.entities), self.meta.entity_count))
     }
 
     /// Sets the declared context shapes (read from the schema source by the loader).

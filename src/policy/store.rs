@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use super::diagnostic::Diagnostic;
 use super::files::{read_workspace, versions, SourceFile};
-use super::load::{build_snapshot, LoadError};
+use super::load::{rebuild_snapshot, LoadError};
 use super::snapshot::{Snapshot, SnapshotMeta};
 
 /// What asked for a reload (logged and shown in status).
@@ -139,13 +139,12 @@ impl PolicyStore {
     pub async fn reload(&self, trigger: ReloadTrigger) -> ReloadOutcome {
         let _serialized = self.reload_gate.lock().await;
         let dir = self.dir.clone();
-        let active = self.current().map(|s| s.version().to_owned());
-        let active_for_load = active.clone();
+        let current = self.current();
+        let active = current.as_ref().map(|s| s.version().to_owned());
         let hooks = self.hooks.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
-            load_if_changed(&dir, active_for_load.as_deref(), &hooks)
-        })
-        .await;
+        let loaded =
+            tokio::task::spawn_blocking(move || load_if_changed(&dir, current.as_deref(), &hooks))
+                .await;
         let result = match loaded {
             Ok(r) => r,
             Err(join) => Err(LoadError {
@@ -245,10 +244,12 @@ fn retire(previous: Option<Arc<Snapshot>>) {
     });
 }
 
-/// Loads the workspace unless its files hash to `active`. `Ok(None)` means unchanged.
+/// Loads the workspace unless its files hash to the active version. `Ok(None)` means
+/// unchanged. The active snapshot's entity store is reused when neither the entity data nor the
+/// schema changed (an edit of policies only), which spares parsing and validating it again.
 fn load_if_changed(
     dir: &Path,
-    active: Option<&str>,
+    active: Option<&Snapshot>,
     hooks: &[Arc<dyn ActivationHook>],
 ) -> Result<Option<Snapshot>, LoadError> {
     let files = read_workspace(dir).map_err(|diagnostics| LoadError {
@@ -256,10 +257,10 @@ fn load_if_changed(
         version: None,
         diagnostics,
     })?;
-    if active == Some(versions(&files).workspace.as_str()) {
+    if active.map(Snapshot::version) == Some(versions(&files).workspace.as_str()) {
         return Ok(None);
     }
-    let loaded = build_snapshot(dir, files)?;
+    let loaded = rebuild_snapshot(dir, files, active)?;
     for hook in hooks {
         hook.before_activate(&loaded.snapshot, &loaded.sources).map_err(|msg| LoadError {
             dir: dir.display().to_string(),
@@ -268,4 +269,70 @@ fn load_if_changed(
         })?;
     }
     Ok(Some(loaded.snapshot))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test set-up")]
+
+    use super::*;
+
+    fn copy_dir(src: &Path, dst: &Path) {
+        std::fs::create_dir_all(dst).unwrap();
+        for entry in std::fs::read_dir(src).unwrap() {
+            let entry = entry.unwrap();
+            let to = dst.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &to);
+            } else {
+                std::fs::copy(entry.path(), to).unwrap();
+            }
+        }
+    }
+
+    fn append(path: &Path, text: &str) {
+        let mut content = std::fs::read_to_string(path).unwrap();
+        content.push_str(text);
+        std::fs::write(path, content).unwrap();
+    }
+
+    async fn activated(store: &PolicyStore) -> Arc<Snapshot> {
+        let outcome = store.reload(ReloadTrigger::Admin).await;
+        assert!(matches!(outcome, ReloadOutcome::Activated { .. }), "{outcome:?}");
+        store.current().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_policy_only_edit_reuses_the_entity_store_and_other_edits_rebuild_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/med5g-mini"), &ws);
+        let store = PolicyStore::new(&ws, Vec::new());
+        let first = activated(&store).await;
+
+        append(
+            &ws.join("records.cedar"),
+            "\n@id(\"extra\")\nforbid(principal, action, resource) when { false };\n",
+        );
+        let policy_edit = activated(&store).await;
+        assert!(Arc::ptr_eq(&first.entities, &policy_edit.entities));
+        assert_eq!(policy_edit.meta().policy_count, first.meta().policy_count + 1);
+        assert_eq!(policy_edit.meta().entity_count, first.meta().entity_count);
+
+        append(&ws.join("schema.cedarschema"), "\n// a comment changes the schema file\n");
+        let schema_edit = activated(&store).await;
+        assert!(!Arc::ptr_eq(&policy_edit.entities, &schema_edit.entities));
+
+        let entity_file = ws.join("entities/organisations.json");
+        let mut data: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&entity_file).unwrap()).unwrap();
+        data.as_array_mut().unwrap().push(serde_json::json!({
+            "uid": {"type": "Med5G::HealthNetwork", "id": "added-by-the-test"},
+            "attrs": {}, "parents": []
+        }));
+        std::fs::write(&entity_file, data.to_string()).unwrap();
+        let entity_edit = activated(&store).await;
+        assert!(!Arc::ptr_eq(&schema_edit.entities, &entity_edit.entities));
+        assert_eq!(entity_edit.meta().entity_count, schema_edit.meta().entity_count + 1);
+    }
 }
