@@ -460,14 +460,8 @@ enum Pending {
 }
 
 fn parse_item(raw: &Value, index: usize) -> Result<DecisionRequest, ApiError> {
-    // The path-tracking parse only for a failure's message (see `json::parse_json`).
-    if let Ok(req) = DecisionRequest::deserialize(raw) {
-        return Ok(req);
-    }
-    serde_path_to_error::deserialize(raw).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.into_inner().to_string();
-        let field = match super::json::field_path(&path, &message) {
+    super::json::from_value(raw).map_err(|(field, message)| {
+        let field = match field {
             Some(f) => format!("requests[{index}].{f}"),
             None => format!("requests[{index}]"),
         };

@@ -119,6 +119,21 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     Ok(value)
 }
 
+/// Deserializes a JSON value; on failure, the field it is about (see [`field_path`]) and serde's
+/// message. The path-tracking pass runs only on failure (see [`parse_json`]).
+pub(crate) fn from_value<T: DeserializeOwned>(
+    value: &serde_json::Value,
+) -> Result<T, (Option<String>, String)> {
+    if let Ok(parsed) = T::deserialize(value) {
+        return Ok(parsed);
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        (field_path(&path, &message), message)
+    })
+}
+
 /// The field a deserialization error is about: the path serde reached, extended with the name
 /// of a missing field (serde reports those at the parent's path).
 pub(crate) fn field_path(path: &str, message: &str) -> Option<String> {

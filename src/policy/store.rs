@@ -277,19 +277,6 @@ mod tests {
 
     use super::*;
 
-    fn copy_dir(src: &Path, dst: &Path) {
-        std::fs::create_dir_all(dst).unwrap();
-        for entry in std::fs::read_dir(src).unwrap() {
-            let entry = entry.unwrap();
-            let to = dst.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy_dir(&entry.path(), &to);
-            } else {
-                std::fs::copy(entry.path(), to).unwrap();
-            }
-        }
-    }
-
     fn append(path: &Path, text: &str) {
         let mut content = std::fs::read_to_string(path).unwrap();
         content.push_str(text);
@@ -305,13 +292,25 @@ mod tests {
     #[tokio::test]
     async fn a_policy_only_edit_reuses_the_entity_store_and_other_edits_rebuild_it() {
         let dir = tempfile::tempdir().unwrap();
-        let ws = dir.path().join("ws");
-        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/med5g-mini"), &ws);
-        let store = PolicyStore::new(&ws, Vec::new());
+        let ws = dir.path();
+        std::fs::write(
+            ws.join("schema.cedarschema"),
+            "entity User;\nentity Doc;\naction read appliesTo { principal: User, resource: Doc };\n",
+        )
+        .unwrap();
+        std::fs::write(
+            ws.join("policies.cedar"),
+            "@id(\"readers\")\npermit(principal, action, resource);\n",
+        )
+        .unwrap();
+        let user = |id: &str| serde_json::json!({"uid": {"type": "User", "id": id}, "attrs": {}, "parents": []});
+        std::fs::write(ws.join("entities.json"), serde_json::json!([user("alice")]).to_string())
+            .unwrap();
+        let store = PolicyStore::new(ws, Vec::new());
         let first = activated(&store).await;
 
         append(
-            &ws.join("records.cedar"),
+            &ws.join("policies.cedar"),
             "\n@id(\"extra\")\nforbid(principal, action, resource) when { false };\n",
         );
         let policy_edit = activated(&store).await;
@@ -323,14 +322,11 @@ mod tests {
         let schema_edit = activated(&store).await;
         assert!(!Arc::ptr_eq(&policy_edit.entities, &schema_edit.entities));
 
-        let entity_file = ws.join("entities/organisations.json");
-        let mut data: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&entity_file).unwrap()).unwrap();
-        data.as_array_mut().unwrap().push(serde_json::json!({
-            "uid": {"type": "Med5G::HealthNetwork", "id": "added-by-the-test"},
-            "attrs": {}, "parents": []
-        }));
-        std::fs::write(&entity_file, data.to_string()).unwrap();
+        std::fs::write(
+            ws.join("entities.json"),
+            serde_json::json!([user("alice"), user("bob")]).to_string(),
+        )
+        .unwrap();
         let entity_edit = activated(&store).await;
         assert!(!Arc::ptr_eq(&schema_edit.entities, &entity_edit.entities));
         assert_eq!(entity_edit.meta().entity_count, schema_edit.meta().entity_count + 1);

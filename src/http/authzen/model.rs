@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::http::json::{field_path, guard, limits_of, read_body};
+use crate::http::json::{from_value, guard, limits_of, read_body};
 use crate::http::ApiError;
 
 /// A subject or a resource: `type` and `id` are required.
@@ -261,14 +261,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AuthzenJson<T> {
 /// Deserializes `value`, naming the failing field (prefixed with `prefix`, e.g.
 /// `evaluations[2].`) in the error.
 pub(crate) fn parse<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, ApiError> {
-    // The path-tracking parse only for a failure's message (see `json::parse_json`).
-    if let Ok(parsed) = T::deserialize(&value) {
-        return Ok(parsed);
-    }
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.into_inner().to_string();
-        let field = field_path(&path, &message);
+    from_value(&value).map_err(|(field, message)| {
         let message = match &field {
             Some(f) => format!("{prefix}{f}: {message}"),
             None => message,
