@@ -2,12 +2,17 @@
 -- body per line), rotating through all of them, and prints one machine-readable RESULT line.
 --
 --   wrk -t1 -c16 -d10s -s scripts/bench-bodies.lua http://127.0.0.1:18443/v1/decide -- bodies.jsonl
+--
+-- Without a bodies file it sends plain GETs of the URL (scripts/bench-floor.sh).
 
 local bodies = {}
 local next_body = 0
 local headers = { ["Content-Type"] = "application/json" }
 
 function init(args)
+  if args[1] == nil then
+    return
+  end
   for line in io.lines(args[1]) do
     if #line > 0 then
       bodies[#bodies + 1] = line
@@ -21,6 +26,9 @@ function init(args)
 end
 
 function request()
+  if #bodies == 0 then
+    return wrk.format("GET")
+  end
   next_body = next_body % #bodies + 1
   return wrk.format("POST", nil, headers, bodies[next_body])
 end
