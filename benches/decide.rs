@@ -173,3 +173,7 @@ criterion_group! {
     targets = benches
 }
 criterion_main!(decide_benches);
+
+/// The allocator `medpdp serve` uses, for every figure alike (Cedar's own included).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

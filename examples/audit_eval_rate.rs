@@ -25,6 +25,10 @@ use medpdp::audit::segment::LogReader;
 use medpdp::decide::{decide, DecisionRequest};
 use medpdp::policy::Snapshot;
 
+/// The allocator `medpdp audit replay` uses, so the two rates compare.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let data = PathBuf::from(args.next().expect("usage: audit_eval_rate <data dir> [threads]"));

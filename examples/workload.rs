@@ -26,6 +26,10 @@ use cedar_policy::{Authorizer, Request};
 use medpdp::decide::{decide, Decision, DecisionRequest};
 use medpdp::policy::{load_workspace, Snapshot};
 
+/// The allocator `medpdp serve` uses, so that in-process rates compare with the service's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
