@@ -5,7 +5,9 @@
 #
 # Servers, each `taskset -c 0` (one core), driven by wrk on core 1 (one thread):
 #   floor   examples/http_floor.rs: bare axum + hyper, `GET /static` and `POST /static`
-#           (reads the body, answers fixed JSON);
+#           (reads the body, answers fixed JSON), and `POST /busy/{us}` (the same after `us` µs
+#           of spinning, `us` being what `decide` costs in process on these bodies: the
+#           ceiling of a server with no overhead of its own);
 #   medpdp  `medpdp serve --no-audit` on the bundled pack, plain-HTTP development listener:
 #           `GET /health/live` (every middleware layer, no decision) and `POST /v1/decide`.
 # POSTs rotate over the same 10,000 decision bodies. Rounds interleave the servers; the
@@ -47,6 +49,12 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 cp -r policies "$OUT/workspace"
 BODIES=$OUT/requests.jsonl
 "$ROOT/target/release/examples/workload" bodies "$OUT/workspace" "$BODIES" --requests 10000 >&2
+log "in process: decide on core 0"
+$PRIO taskset -c 0 "$ROOT/target/release/examples/workload" inprocess "$OUT/workspace" "$BODIES" \
+  --secs 5 > "$OUT/inprocess.txt"
+DECIDE_RPS=$(sed -n 's/^decide_rps //p' "$OUT/inprocess.txt")
+CEDAR_RPS=$(sed -n 's/^cedar_full_rps //p' "$OUT/inprocess.txt")
+DECIDE_US=$(awk -v r="$DECIDE_RPS" 'BEGIN{printf "%d", 1e6 / r + 0.5}')
 
 FLOOR_PORT=18090
 MEDPDP_PORT=18091
@@ -79,13 +87,14 @@ curl -sf "http://127.0.0.1:$MEDPDP_PORT/health/live" >/dev/null || { cat "$OUT/s
 declare -A URL=(
   [floor-get]="http://127.0.0.1:$FLOOR_PORT/static"
   [floor-post]="http://127.0.0.1:$FLOOR_PORT/static"
+  [floor-busy]="http://127.0.0.1:$FLOOR_PORT/busy/$DECIDE_US"
   [medpdp-live]="http://127.0.0.1:$MEDPDP_PORT/health/live"
   [medpdp-decide]="http://127.0.0.1:$MEDPDP_PORT/v1/decide"
 )
-ORDER="floor-get medpdp-live floor-post medpdp-decide"
+ORDER="floor-get medpdp-live floor-post floor-busy medpdp-decide"
 run() { # name connections -> RESULT line
   local args=()
-  case "$1" in *-post|*-decide) args=(-- "$BODIES") ;; esac
+  case "$1" in *-post|*-busy|*-decide) args=(-- "$BODIES") ;; esac
   $PRIO taskset -c 1 wrk -t1 -c"$2" -d"$DURATION"s -s "$LUA" "${URL[$1]}" "${args[@]}" | grep '^RESULT'
 }
 get() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
@@ -102,6 +111,8 @@ done
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) vCPUs, $(uname -sr)"
 echo "wrk, ${DURATION}s per run, median of $RUNS; server on core 0, wrk on core 1"
+echo "in process, 1 thread: decide $DECIDE_RPS/s ($DECIDE_US µs, floor-busy spins that long);" \
+  "Cedar is_authorized on the full set $CEDAR_RPS/s"
 printf '| %-14s | %3s | %8s | %8s | %8s | %8s |\n' server c rps "p50 µs" "p99 µs" "µs/req"
 printf '|%s|\n' "----------------|-----|----------|----------|----------|----------"
 for c in $CONNECTIONS; do
