@@ -32,18 +32,14 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option: $1 (see --help)" >&2; exit 64 ;;
   esac
 done
-log() { echo "== $*" >&2; }
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 
-if ! command -v wrk >/dev/null; then
-  log "installing wrk"
-  if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >/dev/null; else sudo apt-get install -y wrk >/dev/null; fi
-fi
+ensure_wrk
 log "building (release)"
 cargo build --release --quiet --bin medpdp --example workload --example http_floor
 BIN=$ROOT/target/release/medpdp
 LUA=$ROOT/scripts/bench-bodies.lua
-PRIO=""
-if nice -n -15 true 2>/dev/null; then PRIO="nice -n -15"; fi
 
 rm -rf "$OUT" && mkdir -p "$OUT"
 cp -r policies "$OUT/workspace"
@@ -97,8 +93,6 @@ run() { # name connections -> RESULT line
   case "$1" in *-post|*-busy|*-decide) args=(-- "$BODIES") ;; esac
   $PRIO taskset -c 1 wrk -t1 -c"$2" -d"$DURATION"s -s "$LUA" "${URL[$1]}" "${args[@]}" | grep '^RESULT'
 }
-get() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-median() { sort -n | awk '{a[NR]=$1} END{print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 for round in $(seq 1 "$RUNS"); do
   for c in $CONNECTIONS; do

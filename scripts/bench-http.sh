@@ -49,13 +49,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-log() { echo "== $*" >&2; }
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 
 # ---------------------------------------------------------------- tools and builds
-if ! command -v wrk >/dev/null; then
-  log "installing wrk"
-  if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >/dev/null; else sudo apt-get install -y wrk >/dev/null; fi
-fi
+ensure_wrk
 for tool in curl taskset; do
   command -v "$tool" >/dev/null || { echo "$tool is required" >&2; exit 1; }
 done
@@ -66,11 +64,6 @@ GEN=$ROOT/target/release/examples/workload
 LOADGEN=$ROOT/target/release/examples/loadgen
 LUA=$ROOT/scripts/bench-bodies.lua
 
-# Raise the benchmark's priority over anything else on the machine when allowed (root): on a
-# shared machine that keeps neighbours' work from landing on the measured cores. On a quiet
-# machine it changes nothing.
-PRIO=""
-if nice -n -15 true 2>/dev/null; then PRIO="nice -n -15"; fi
 
 mkdir -p "$OUT"
 RESULTS=$OUT/results.txt
@@ -185,8 +178,6 @@ load() { # transport mode connections seconds -> RESULT line
     *) echo "unknown transport $1" >&2; exit 64 ;;
   esac
 }
-get() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-median() { sort -n | awk '{a[NR]=$1} END{print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 i=0
 for mode in $MODES; do
